@@ -1,0 +1,58 @@
+"""The batch contract shared by every VQA DataModule and the VQA LightningModule.
+
+A VQA batch is a plain ``dict[str, Tensor]`` (plain dicts move to devices and pickle across
+DataLoader workers without any custom code). ``B`` is the batch size, ``N`` the number of
+proposals (padded to the largest image in the batch), ``D`` the proposal feature size, ``T`` the
+question length in tokens and ``A`` the number of candidate answers.
+
+=======================  ===========  =======  ==========================================================
+key                      shape        dtype    meaning
+=======================  ===========  =======  ==========================================================
+``features``             [B, N, D]    float    proposal features (zeros for padded proposals)
+``boxes``                [B, N, 4]    float    proposal boxes x1, y1, x2, y2, normalized to [0, 1]
+``proposal_mask``        [B, N]       bool     True for real proposals, False for padding
+``question_tokens``      [B, T]       long     token ids, 0 is padding (right-padded)
+``targets``              [B, A]       float    soft training targets in [0, 1]
+``answer_scores``        [B, A]       float    official VQA accuracy of predicting each candidate answer
+``answer_type``          [B]          long     index into :data:`ANSWER_TYPES`
+``human_importance``     [B, N]       float    human importance per proposal (0 where absent)
+``has_importance``       [B]          bool     whether the question has human importance
+``question_id``          [B]          long     the dataset's question id
+=======================  ===========  =======  ==========================================================
+
+``answer_scores`` lets evaluation compute the official accuracy of any prediction by indexing:
+the accuracy of predicting answer ``a`` for question ``b`` is ``answer_scores[b, a]``, which was
+computed once with :func:`hint_lightning.metrics.vqa_accuracy.vqa_accuracy` against the human
+answers (all answers outside the vocabulary score 0 because they can never be predicted).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ANSWER_TYPES: Final[tuple[str, ...]] = ("yes/no", "number", "other")
+"""The official VQA answer types, in the order used by ``answer_type`` indices."""
+
+FEATURES: Final = "features"
+BOXES: Final = "boxes"
+PROPOSAL_MASK: Final = "proposal_mask"
+QUESTION_TOKENS: Final = "question_tokens"
+TARGETS: Final = "targets"
+ANSWER_SCORES: Final = "answer_scores"
+ANSWER_TYPE: Final = "answer_type"
+HUMAN_IMPORTANCE: Final = "human_importance"
+HAS_IMPORTANCE: Final = "has_importance"
+QUESTION_ID: Final = "question_id"
+
+VQA_BATCH_KEYS: Final[tuple[str, ...]] = (
+    FEATURES,
+    BOXES,
+    PROPOSAL_MASK,
+    QUESTION_TOKENS,
+    TARGETS,
+    ANSWER_SCORES,
+    ANSWER_TYPE,
+    HUMAN_IMPORTANCE,
+    HAS_IMPORTANCE,
+    QUESTION_ID,
+)
