@@ -1,0 +1,134 @@
+"""Train (and test) a model: ``python -m hint_lightning.train experiment=...``.
+
+``train(cfg)`` does the work and returns the metrics, so tests and drivers (the demo, sweeps)
+call it in-process; ``main`` is the thin Hydra entry point around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
+
+from hint_lightning.checkpoints import load_weights
+from hint_lightning.utils.instantiate import instantiate_group
+from hint_lightning.utils.io import write_json
+from hint_lightning.utils.report import print_metrics
+from hint_lightning.utils.runtime import check_config, configure_wandb, finish_wandb
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+"""The repository's ``conf/`` folder (the package is installed editable from the checkout)."""
+
+
+def build_objective(cfg: DictConfig) -> Any:
+    """The configured grounding objective, or None for ``objective=none``."""
+    node = cfg.get("objective")
+    return instantiate(node) if node else None
+
+
+def _metrics_to_floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        key: float(value.item() if isinstance(value, torch.Tensor) else value)
+        for key, value in sorted(metrics.items())
+    }
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the model and test it, as configured.
+
+    Args:
+        cfg: the composed ``train.yaml`` config.
+
+    Returns:
+        The final metrics (``val/...``, ``test/...`` as floats), plus ``output_dir``,
+        ``ckpt/best`` and ``ckpt/last`` (paths as strings, empty when absent).
+    """
+    check_config(cfg)
+    configure_wandb(cfg)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule: pl.LightningDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = instantiate(cfg.model, objective=build_objective(cfg), data_info=datamodule.info)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("init_from"):
+        load_weights(model, cfg.init_from)
+        log.info("Initialized the weights from %s", cfg.init_from)
+
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(model.run_config)
+
+    metrics: dict[str, Any] = {}
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(trainer.callback_metrics)
+
+    checkpoint = trainer.checkpoint_callback
+    best = getattr(checkpoint, "best_model_path", "") or ""
+    last = getattr(checkpoint, "last_model_path", "") or ""
+    if cfg.get("test", True):
+        wanted = cfg.get("test_ckpt", "best")
+        ckpt_path = best if wanted == "best" and best else None
+        if wanted == "best" and not best:
+            log.warning("No best checkpoint (no monitored metric): testing the last weights")
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        metrics.update(trainer.callback_metrics)
+        _write_test_outputs(trainer, model)
+
+    result: dict[str, Any] = _metrics_to_floats(metrics)
+    result.update(
+        {"output_dir": str(trainer.default_root_dir), "ckpt/best": best, "ckpt/last": last}
+    )
+    _report(trainer, result, title=str(cfg.get("task_name", "train")))
+    return result
+
+
+@rank_zero_only
+def _write_test_outputs(trainer: pl.Trainer, model: Any) -> None:
+    """Write the official results file ``[{"question_id", "answer"}]`` of the test split."""
+    predictions = getattr(model, "test_predictions", None)
+    if predictions:
+        results = [{"question_id": qid, "answer": answer} for qid, answer in predictions.items()]
+        write_json(Path(trainer.default_root_dir) / "test_results.json", results, indent=None)
+
+
+@rank_zero_only
+def _report(trainer: pl.Trainer, result: dict[str, Any], title: str) -> None:
+    write_json(Path(trainer.default_root_dir) / "metrics.json", result)
+    print_metrics({k: v for k, v in result.items() if isinstance(v, float)}, title=title)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point: train, then return the metric that sweepers optimize."""
+    try:
+        metrics = train(cfg)
+    finally:
+        finish_wandb()
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(
+            f"optimized_metric={name!r} was not logged; available: "
+            f"{sorted(k for k in metrics if '/' in k)}"
+        )
+    return float(metrics[name])
+
+
+if __name__ == "__main__":
+    main()
