@@ -31,10 +31,17 @@ def check_config(cfg: DictConfig) -> None:
     """Refuse configurations that are known to go wrong, with a message that says what to do.
 
     Raises:
-        ValueError: multirun combined with ``strategy=ddp`` on several devices (Lightning
+        ValueError: a fine-tuning experiment (``finetune: true``) without ``init_from``, or
+            multirun combined with ``strategy=ddp`` on several devices (Lightning
             relaunches every rank with the original argv, so each rank would run its own
             sweep), unless ``allow_multirun_ddp=true``.
     """
+    if cfg.get("finetune") and not cfg.get("init_from") and not cfg.get("ckpt_path"):
+        raise ValueError(
+            f"{cfg.get('task_name', 'this experiment')} fine-tunes a trained baseline: pass "
+            "init_from=/path/to/baseline.ckpt (e.g. checkpoints/last.ckpt of the matching "
+            "*_updn experiment)"
+        )
     trainer = cfg.get("trainer") or {}
     strategy = str(trainer.get("strategy", "auto"))
     devices = _devices_count(trainer.get("devices", 1)) * int(trainer.get("num_nodes", 1))

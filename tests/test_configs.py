@@ -1,0 +1,61 @@
+"""Every config composes, and every experiment instantiates its pieces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from hint_lightning.compose import compose_train_config
+from hint_lightning.train import CONFIG_DIR
+from hint_lightning.utils.runtime import check_config
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+FINETUNES = {
+    "easyvqa_cp_finetune",
+    "easyvqa_cp_hint",
+    "easyvqa_cp_attn_align",
+    "easyvqa_cp_hint_random",
+}
+
+
+def test_the_easyvqa_experiments_exist() -> None:
+    assert {"easyvqa_cp_updn", *FINETUNES} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_resolves(experiment: str, tmp_path: Path) -> None:
+    overrides = [f"experiment={experiment}"]
+    if experiment in FINETUNES:
+        overrides.append("init_from=baseline.ckpt")
+    cfg = compose_train_config(overrides, output_dir=tmp_path)
+    OmegaConf.resolve(cfg)  # every interpolation resolves outside a Hydra run too
+    assert cfg.task_name == experiment
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+    objective = instantiate(cfg.objective) if cfg.objective else None
+    if "hint" in experiment:
+        assert type(objective).__name__ == "HintObjective"
+    if experiment in FINETUNES:
+        assert cfg.data.hinted_only and cfg.test_ckpt == "last"
+
+
+def test_finetune_without_baseline_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = compose_train_config(["experiment=easyvqa_cp_hint"], output_dir=tmp_path)
+    with pytest.raises(ValueError, match="pass init_from="):
+        check_config(cfg)
+
+
+@pytest.mark.parametrize("objective", ["none", "hint", "attn_align"])
+def test_objective_group(objective: str, tmp_path: Path) -> None:
+    cfg = compose_train_config([f"objective={objective}"], output_dir=tmp_path)
+    built = instantiate(cfg.objective) if cfg.objective else None
+    assert (built is None) == (objective == "none")
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_cpu"])
+def test_trainer_configs_compose(trainer: str, tmp_path: Path) -> None:
+    cfg = compose_train_config([f"trainer={trainer}"], output_dir=tmp_path)
+    assert cfg.trainer.inference_mode is False  # grounding metrics need gradients
