@@ -1,0 +1,1 @@
+"""Writers of tiny raw-data trees in the exact distributed formats, for tests and users."""
