@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hint_lightning.models.updn_vqa import UpDnVQA
-from hint_lightning.objectives.importance import network_importance
+from hint_lightning.objectives.importance import network_importance, network_importance_from_shift
 
 
 def test_linear_scores_give_weight_times_feature_sum_of_direction() -> None:
@@ -66,3 +66,49 @@ def test_rejects_wrong_shapes() -> None:
     proposals = torch.zeros(2, 3, 4, requires_grad=True)
     with pytest.raises(ValueError, match=r"decision_scores must be \[B\]"):
         network_importance(proposals.sum(dim=2), proposals)
+
+
+def _updn(use_boxes: bool = False) -> UpDnVQA:
+    torch.manual_seed(0)
+    return (
+        UpDnVQA(
+            vocab_size=10,
+            num_answers=4,
+            feature_dim=6,
+            embedding_dim=5,
+            hidden_dim=8,
+            classifier_dim=8,
+            use_boxes=use_boxes,
+        )
+        .double()
+        .eval()
+    )
+
+
+@pytest.mark.parametrize("use_boxes", [False, True])
+def test_proposal_shift_equals_shifting_every_feature(use_boxes: bool) -> None:
+    model = _updn(use_boxes)
+    features = torch.randn(3, 5, 6, dtype=torch.float64)
+    boxes, tokens = torch.rand(3, 5, 4, dtype=torch.float64), torch.tensor([[1, 2], [3, 0], [4, 5]])
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
+    shift = torch.randn(3, 5, dtype=torch.float64)
+    shifted, _ = model(features + shift[..., None], boxes, tokens, mask)
+    fast, _ = model(features, boxes, tokens, mask, proposal_shift=shift)
+    torch.testing.assert_close(fast, shifted)
+
+
+@pytest.mark.parametrize("use_boxes", [False, True])
+def test_fast_importance_equals_the_reference_gradient_and_its_gradient(use_boxes: bool) -> None:
+    model = _updn(use_boxes)
+    features = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    boxes, tokens = torch.rand(3, 5, 4, dtype=torch.float64), torch.tensor([[1, 2], [3, 0], [4, 5]])
+    logits, _ = model(features, boxes, tokens)
+    reference = network_importance(logits[:, 2], features)
+    (reference_grad,) = torch.autograd.grad(reference.pow(2).sum(), model.classifier[0].bias)
+
+    shift = torch.zeros(3, 5, dtype=torch.float64, requires_grad=True)
+    logits, _ = model(features.detach(), boxes, tokens, proposal_shift=shift)
+    fast = network_importance_from_shift(logits[:, 2], shift)
+    (fast_grad,) = torch.autograd.grad(fast.pow(2).sum(), model.classifier[0].bias)
+    torch.testing.assert_close(fast, reference)
+    torch.testing.assert_close(fast_grad, reference_grad)  # the second-order path agrees too

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 
@@ -19,16 +20,29 @@ def weight_normed_linear(in_features: int, out_features: int) -> nn.Linear:
     return weight_norm(nn.Linear(in_features, out_features), dim=None)
 
 
-class FCNet(nn.Sequential):
+class FCNet(nn.Module):
     """Weight-normed linear layer followed by a ReLU: the UpDn ``FCNet`` with one layer.
 
+    It can also apply an exact per-row *input shift* without forming it: adding ``t`` to the
+    first ``shift_dims`` input features of a row changes the pre-activation by
+    ``t * W[:, :shift_dims].sum(dim=1)``, since ``W (x + t 1) = W x + t (W 1)``. The derivative of
+    the output with respect to ``t`` is then the input gradient summed over those features,
+    which is what network importance needs, at the cost of a vector instead of a matrix product.
+
     Shapes:
-        input ``[..., in_features]`` -> output ``[..., out_features]``.
+        ``x [..., in_features]``, ``shift [...]`` -> ``[..., out_features]``.
     """
 
-    def __init__(self, in_features: int, out_features: int, dropout: float = 0.0) -> None:
-        layers: list[nn.Module] = []
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        layers += [weight_normed_linear(in_features, out_features), nn.ReLU()]
-        super().__init__(*layers)
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = weight_normed_linear(in_features, out_features)
+
+    def forward(
+        self, x: Tensor, shift: Tensor | None = None, shift_dims: int | None = None
+    ) -> Tensor:
+        """``relu(W x + b)``, with ``x[..., :shift_dims] += shift[..., None]`` applied exactly."""
+        pre_activation = self.linear(x)
+        if shift is not None:
+            direction = self.linear.weight[:, :shift_dims].sum(dim=1)
+            pre_activation = pre_activation + shift.unsqueeze(-1) * direction
+        return torch.relu(pre_activation)

@@ -71,9 +71,21 @@ class TopDownAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.score = weight_normed_linear(hidden_dim, 1)
 
-    def forward(self, proposals: Tensor, question: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Attention weights ``[B, N]``; padded proposals (``mask`` False) get exactly 0."""
-        joint = self.proposal_proj(proposals) * self.question_proj(question).unsqueeze(1)
+    def forward(
+        self,
+        proposals: Tensor,
+        question: Tensor,
+        mask: Tensor | None = None,
+        shift: Tensor | None = None,
+        shift_dims: int | None = None,
+    ) -> Tensor:
+        """Attention weights ``[B, N]``; padded proposals (``mask`` False) get exactly 0.
+
+        ``shift [B, N]`` is added to the first ``shift_dims`` features of every proposal
+        (exactly, without forming the shifted tensor; see :class:`FCNet`).
+        """
+        projected = self.proposal_proj(proposals, shift, shift_dims)
+        joint = projected * self.question_proj(question).unsqueeze(1)
         scores = self.score(self.dropout(joint)).squeeze(-1)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -94,6 +106,9 @@ class UpDnVQA(nn.Module):
         classifier_dropout: dropout in the classifier.
         use_boxes: append ``[x1, y1, x2, y2, area]`` (normalized) to each proposal feature.
     """
+
+    supports_proposal_shift = True
+    """The forward pass accepts ``proposal_shift`` (fast, exact network importance)."""
 
     def __init__(
         self,
@@ -127,6 +142,7 @@ class UpDnVQA(nn.Module):
         boxes: Tensor,
         question_tokens: Tensor,
         proposal_mask: Tensor | None = None,
+        proposal_shift: Tensor | None = None,
     ) -> VQAOutput:
         """Answer the questions.
 
@@ -135,6 +151,11 @@ class UpDnVQA(nn.Module):
             boxes: ``[B, N, 4]`` boxes x1, y1, x2, y2 normalized to [0, 1].
             question_tokens: ``[B, T]`` token ids, 0 = padding.
             proposal_mask: ``[B, N]`` bool, False for padded proposals (None: all real).
+            proposal_shift: ``[B, N]`` or None. The output equals the output for
+                ``features + proposal_shift[..., None]``, computed without forming that tensor,
+                so the gradient of a score with respect to the shift is the network importance
+                of every proposal (the fast path of
+                :func:`hint_lightning.objectives.importance.network_importance_from_shift`).
 
         Returns:
             :class:`VQAOutput` with logits ``[B, A]`` and attention ``[B, N]``.
@@ -144,7 +165,11 @@ class UpDnVQA(nn.Module):
             area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
             visual = torch.cat([features, boxes, area.unsqueeze(-1)], dim=-1)
         question = self.question_encoder(question_tokens)
-        attention = self.attention(visual, question, proposal_mask)
+        feature_dim = features.shape[-1]
+        attention = self.attention(visual, question, proposal_mask, proposal_shift, feature_dim)
         attended = torch.einsum("bn,bnd->bd", attention, visual)
-        joint = self.question_net(question) * self.visual_net(attended)
+        # sum_r a_r (P_r + t_r 1) = sum_r a_r P_r + (a . t) 1: the shift of the attended vector.
+        attended_shift = None if proposal_shift is None else (attention * proposal_shift).sum(1)
+        visual = self.visual_net(attended, attended_shift, feature_dim)
+        joint = self.question_net(question) * visual
         return VQAOutput(self.classifier(joint), attention)

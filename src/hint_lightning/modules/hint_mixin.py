@@ -27,7 +27,10 @@ import torch
 from torch import Tensor
 
 from hint_lightning.objectives.base import GroundingInputs, GroundingObjective
-from hint_lightning.objectives.importance import network_importance
+from hint_lightning.objectives.importance import (
+    network_importance,
+    network_importance_from_shift,
+)
 
 
 @dataclass
@@ -84,6 +87,29 @@ class HintMixin:
             return features.detach().requires_grad_(True)
         return features
 
+    def proposal_shift_for_grounding(
+        self, features: Tensor, has_importance: Tensor
+    ) -> Tensor | None:
+        """The fast path's probe: zeros ``[B, N]`` requiring grad, or None when not needed.
+
+        Feed it to a model that supports ``proposal_shift`` (e.g. ``UpDnVQA``) and pass it to
+        :meth:`grounding_term`: the network importance is then its gradient, the same numbers
+        as the gradient with respect to the features summed over D, without the ``[B, N, D]``
+        input gradient (see ``network_importance_from_shift``).
+
+        Args:
+            features: ``[B, N, D]`` proposal features from the batch.
+            has_importance: ``[B]`` bool.
+        """
+        objective = self.objective
+        if (
+            objective is not None
+            and objective.needs_network_importance
+            and self.grounding_active(has_importance)
+        ):
+            return features.new_zeros(features.shape[:2]).requires_grad_(True)
+        return None
+
     def grounding_term(
         self,
         *,
@@ -93,6 +119,7 @@ class HintMixin:
         human_importance: Tensor,
         has_importance: Tensor,
         proposal_mask: Tensor,
+        proposal_shift: Tensor | None = None,
     ) -> GroundingTerm:
         """Compute the objective's weighted term on the samples with human importance.
 
@@ -104,6 +131,8 @@ class HintMixin:
             human_importance: ``[B, N]``.
             has_importance: ``[B]`` bool.
             proposal_mask: ``[B, N]`` bool.
+            proposal_shift: what :meth:`proposal_shift_for_grounding` returned and the model
+                consumed (fast path), or None to differentiate with respect to ``proposals``.
 
         Returns:
             The :class:`GroundingTerm`; its ``loss`` is a zero scalar when the term is off.
@@ -134,15 +163,20 @@ class HintMixin:
         return GroundingTerm(loss, hinted.numel(), importance, logs)
 
 
-def evaluation_importance(decision_scores: Tensor, proposals: Tensor) -> Tensor:
+def evaluation_importance(decision_scores: Tensor, probe: Tensor) -> Tensor:
     """Network importance for metrics and pictures (no graph kept).
 
     Args:
-        decision_scores: ``[B]`` computed from ``proposals`` under ``torch.enable_grad()``.
-        proposals: ``[B, N, D]`` requiring grad.
+        decision_scores: ``[B]`` computed under ``torch.enable_grad()`` from ``probe``.
+        probe: ``[B, N, D]`` proposal features requiring grad, or the ``[B, N]`` proposal shift
+            of the fast path.
 
     Returns:
         ``[B, N]`` detached importance.
     """
     with torch.enable_grad():
-        return network_importance(decision_scores, proposals, create_graph=False).detach()
+        if probe.ndim == 2:
+            importance = network_importance_from_shift(decision_scores, probe, create_graph=False)
+        else:
+            importance = network_importance(decision_scores, probe, create_graph=False)
+    return importance.detach()

@@ -64,6 +64,9 @@ class VQAModule(HintMixin, pl.LightningModule):
             ``Trainer(inference_mode=False)``).
         compile: ``torch.compile`` the model (refused with an objective that needs network
             importance: compiled graphs cannot be differentiated twice).
+        fast_importance: take network importance through the model's ``proposal_shift``
+            (exact, much cheaper) when the model supports it; False forces the plain gradient
+            with respect to the ``[B, N, D]`` features (the reference path).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class VQAModule(HintMixin, pl.LightningModule):
         decision_score: str = "top_answer",
         grounding_metrics: bool = True,
         compile: bool = False,
+        fast_importance: bool = True,
     ) -> None:
         super().__init__()
         if compile and objective is not None and objective.needs_network_importance:
@@ -102,6 +106,9 @@ class VQAModule(HintMixin, pl.LightningModule):
         self.decision_score_name = decision_score
         self.decision_score = get_decision_score(decision_score)
         self.grounding_metrics = grounding_metrics
+        self.fast_importance = fast_importance and bool(
+            getattr(self.net, "supports_proposal_shift", False)
+        )
         self.run_config: dict[str, Any] | None = None
         self.save_hyperparameters(
             {"decision_score": decision_score, "grounding_metrics": grounding_metrics},
@@ -122,13 +129,24 @@ class VQAModule(HintMixin, pl.LightningModule):
         self.test_predictions: dict[int, str] = {}
         self._test_outputs: list[tuple[Tensor, Tensor]] = []
 
+    def _forward(
+        self, batch: dict[str, Tensor], features: Tensor, shift: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        extra = {} if shift is None else {"proposal_shift": shift}
+        return self.net(
+            features, batch[B.BOXES], batch[B.QUESTION_TOKENS], batch[B.PROPOSAL_MASK], **extra
+        )
+
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Task loss plus the grounding term on the questions with human importance."""
-        features = self.proposals_for_grounding(batch[B.FEATURES], batch[B.HAS_IMPORTANCE])
-        logits, attention = self.net(
-            features, batch[B.BOXES], batch[B.QUESTION_TOKENS], batch[B.PROPOSAL_MASK]
-        )
+        features, has_importance = batch[B.FEATURES], batch[B.HAS_IMPORTANCE]
+        shift = None
+        if self.fast_importance:
+            shift = self.proposal_shift_for_grounding(features, has_importance)
+        else:
+            features = self.proposals_for_grounding(features, has_importance)
+        logits, attention = self._forward(batch, features, shift)
         task_loss = soft_target_bce(logits, batch[B.TARGETS])
         term = self.grounding_term(
             decision_scores=self.decision_score(logits, batch[B.TARGETS]),
@@ -137,6 +155,7 @@ class VQAModule(HintMixin, pl.LightningModule):
             human_importance=batch[B.HUMAN_IMPORTANCE],
             has_importance=batch[B.HAS_IMPORTANCE],
             proposal_mask=batch[B.PROPOSAL_MASK],
+            proposal_shift=shift,
         )
         loss = task_loss + term.loss
         size = batch[B.TARGETS].shape[0]
@@ -157,16 +176,16 @@ class VQAModule(HintMixin, pl.LightningModule):
                 "forbids: set trainer.inference_mode=false (the default configs do), or "
                 "model.grounding_metrics=false"
             )
-        features = batch[B.FEATURES]
+        features, probe, shift = batch[B.FEATURES], None, None
         with torch.enable_grad() if with_importance else nullcontext():
-            if with_importance:
-                features = features.detach().requires_grad_(True)
-            logits, attention = self.net(
-                features, batch[B.BOXES], batch[B.QUESTION_TOKENS], batch[B.PROPOSAL_MASK]
-            )
+            if with_importance and self.fast_importance:
+                probe = shift = features.new_zeros(features.shape[:2]).requires_grad_(True)
+            elif with_importance:
+                probe = features = features.detach().requires_grad_(True)
+            logits, attention = self._forward(batch, features, shift)
             importance = (
-                evaluation_importance(self.decision_score(logits, batch[B.TARGETS]), features)
-                if with_importance
+                evaluation_importance(self.decision_score(logits, batch[B.TARGETS]), probe)
+                if probe is not None
                 else None
             )
         logits, attention = logits.detach(), attention.detach()

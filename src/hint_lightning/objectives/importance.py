@@ -51,3 +51,30 @@ def network_importance(
         decision_scores.sum(), proposals, create_graph=create_graph, allow_unused=False
     )
     return gradient.sum(dim=-1)
+
+
+def network_importance_from_shift(
+    decision_scores: Tensor, proposal_shift: Tensor, create_graph: bool = True
+) -> Tensor:
+    """Network importance through a per-proposal shift: the same numbers, far fewer FLOPs.
+
+    ``alpha_r`` is the input gradient summed over the feature dimension, which is the
+    derivative with respect to a scalar ``t_r`` added to every feature of proposal ``r``. A
+    model that applies the shift after its first linear layers (``W (P_r + t_r 1) = W P_r +
+    t_r W 1``, see ``UpDnVQA(proposal_shift=...)``) never forms the ``[B, N, D]`` input gradient
+    in the first backward, nor its derivative in the second.
+
+    Args:
+        decision_scores: ``[B]`` scores computed by a model that received ``proposal_shift``.
+        proposal_shift: ``[B, N]`` zeros that require grad, passed to the model.
+        create_graph: as in :func:`network_importance`.
+
+    Returns:
+        ``[B, N]`` importance, equal to :func:`network_importance` on the same inputs.
+    """
+    if proposal_shift.ndim != 2 or not proposal_shift.requires_grad:
+        raise ValueError("proposal_shift must be a [B, N] tensor that requires grad")
+    (gradient,) = torch.autograd.grad(
+        decision_scores.sum(), proposal_shift, create_graph=create_graph
+    )
+    return gradient
