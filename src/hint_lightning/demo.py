@@ -72,8 +72,6 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 QUIET = (
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
-    "~callbacks.model_summary",
-    "~callbacks.progress_bar",
 )
 
 

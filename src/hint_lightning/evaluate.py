@@ -69,7 +69,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"the answer vocabulary of the data ({datamodule.info.name}) differs from the one "
             f"{cfg.ckpt_path} was trained with: evaluate it on the data it was trained for"
         )
-    model = instantiate(run_cfg.model, objective=None, data_info=stored_info)
+    model = instantiate(run_cfg.model, _partial_=True)(objective=None, data_info=stored_info)
     load_weights(model, cfg.ckpt_path)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=[]

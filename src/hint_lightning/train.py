@@ -60,7 +60,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule: pl.LightningDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = instantiate(cfg.model, objective=build_objective(cfg), data_info=datamodule.info)
+    # Objects built here are passed after instantiation: Hydra would turn them into configs.
+    model = instantiate(cfg.model, _partial_=True)(
+        objective=build_objective(cfg), data_info=datamodule.info
+    )
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("init_from"):
         load_weights(model, cfg.init_from)

@@ -146,9 +146,11 @@ class HintMixin:
         hinted = has_importance.nonzero(as_tuple=True)[0]
         importance = None
         if objective.needs_network_importance:
-            importance = network_importance(decision_scores[hinted], proposals, create_graph=True)[
-                hinted
-            ]
+            scores = decision_scores[hinted]
+            if proposal_shift is not None:
+                importance = network_importance_from_shift(scores, proposal_shift)[hinted]
+            else:
+                importance = network_importance(scores, proposals, create_graph=True)[hinted]
         inputs = GroundingInputs(
             human_importance=human_importance[hinted],
             proposal_mask=proposal_mask[hinted],

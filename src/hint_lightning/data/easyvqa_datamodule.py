@@ -1,0 +1,554 @@
+"""``EasyVQACPDataModule``: easy-VQA re-split VQA-CP style, with human importance, in memory.
+
+Splits (all fixed by ``split_seed``, independent of the training seed):
+
+* **CP-train / CP-test**: the VQA-CP re-split of all 48,248 questions stored by
+  :mod:`hint_lightning.data.easyvqa_store` (soft CP, ``leak`` 0.1 by default).
+* **val**: a random ``val_fraction`` of CP-train (model selection never looks at CP-test); it
+  follows the CP-train distribution, so val accuracy is the in-distribution number.
+* **train**: CP-train minus val, or, with ``hinted_only``, only the hinted questions (the HINT
+  fine-tuning protocol).
+* **hinted**: a random ``hinted_fraction`` of train (after removing val). Only these train
+  questions carry human importance (``has_importance`` True), mimicking VQA-HAT, which covers a
+  small part of VQA. Every val and CP-test question carries human importance, so the
+  grounding metrics (rank correlation with human importance) are computed on all of them.
+
+``importance_source`` sets what the hinted *train* questions carry as "human" importance (the
+controls of the 2020 follow-up):
+
+* ``"human"``: the importance from the blurred shape mask;
+* ``"random"``: fixed U(0, 1) values per (question, proposal), drawn once from
+  ``numpy.random.default_rng((seed, 1))`` for all questions of the store in store order;
+* ``"one_minus"``: ``1 - human`` importance.
+
+Val and CP-test always carry the real human importance, since the grounding metrics measure
+agreement with humans.
+
+The whole store (about 75 MB) is loaded into memory tensors in ``setup``, and datasets build
+each batch with a few index operations (``__getitems__``): an epoch over ~30k questions costs
+a few tens of milliseconds of data time. The real VQA DataModule reads its (~60 GB) features
+lazily from HDF5 instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from hint_lightning.data import batch as B
+from hint_lightning.data.batch import VQADataInfo
+from hint_lightning.data.collate import VQACollate
+from hint_lightning.data.easyvqa_store import (
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    EasyVQACPArrays,
+    EasyVQACPParams,
+    answer_type_counts,
+    ensure_store,
+    load_store,
+)
+
+__all__ = [
+    "IMPORTANCE_SOURCES",
+    "SPLITS",
+    "EasyVQACPDataModule",
+    "EasyVQACPDataset",
+    "EasyVQACPTensors",
+    "carve_val_and_hinted",
+]
+
+IMPORTANCE_SOURCES: Final[tuple[str, ...]] = ("human", "random", "one_minus")
+"""Accepted values of ``importance_source``."""
+SPLITS: Final[tuple[str, ...]] = ("train", "val", "test", "hinted")
+"""Accepted split names of :meth:`EasyVQACPDataModule.question_ids`."""
+
+
+def _round_half_up(value: float) -> int:
+    """``floor(value + 0.5)``."""
+    return math.floor(value + 0.5)
+
+
+def carve_val_and_hinted(
+    cp_train: np.ndarray, val_fraction: float, hinted_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Splits CP-train into train and val, and picks the hinted subset of train.
+
+    Draws, from ``numpy.random.default_rng(seed)``: a permutation of CP-train, whose first
+    ``round(val_fraction * len(cp_train))`` entries are val; then a permutation of the rest
+    (train), whose first ``round(hinted_fraction * len(train))`` entries are hinted (halves
+    round up).
+
+    Args:
+        cp_train: Int64 array of shape [M], CP-train question rows.
+        val_fraction: Share of CP-train held out for validation, in [0, 1).
+        hinted_fraction: Share of train with human importance, in [0, 1].
+        seed: Seed of the generator.
+
+    Returns:
+        ``(train, val, hinted)``: sorted int64 row arrays; train and val partition
+        ``cp_train``; hinted is a subset of train.
+
+    Raises:
+        ValueError: If a fraction is out of range.
+
+    Example:
+        >>> train, val, hinted = carve_val_and_hinted(np.arange(20), 0.1, 0.5, seed=0)
+        >>> len(train), len(val), len(hinted), set(hinted) <= set(train)
+        (18, 2, 9, True)
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not 0.0 <= hinted_fraction <= 1.0:
+        raise ValueError(f"hinted_fraction must be in [0, 1], got {hinted_fraction}")
+    cp_train = np.asarray(cp_train, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(cp_train))
+    num_val = _round_half_up(val_fraction * len(cp_train))
+    val = np.sort(cp_train[order[:num_val]])
+    train = np.sort(cp_train[order[num_val:]])
+    num_hinted = _round_half_up(hinted_fraction * len(train))
+    hinted = np.sort(train[rng.permutation(len(train))[:num_hinted]])
+    return train, val, hinted
+
+
+@dataclass(frozen=True)
+class EasyVQACPTensors:
+    """A loaded store as torch tensors, shared by the datasets of all splits.
+
+    Attributes:
+        features: [I, N, D] float32.
+        boxes: [I, N, 4] float32.
+        human_importance: [I, N] float32.
+        image_index: [Q] int64, the image row of each question.
+        tokens: [Q, T] int64.
+        answer: [Q] int64.
+        answer_type: [Q] int64.
+        question_id: [Q] int64.
+        num_answers: A.
+    """
+
+    features: Tensor
+    boxes: Tensor
+    human_importance: Tensor
+    image_index: Tensor
+    tokens: Tensor
+    answer: Tensor
+    answer_type: Tensor
+    question_id: Tensor
+    num_answers: int
+
+    @classmethod
+    def from_arrays(cls, arrays: EasyVQACPArrays) -> EasyVQACPTensors:
+        """Wraps the numpy arrays of a loaded store (no copy)."""
+        return cls(
+            features=torch.from_numpy(arrays.features),
+            boxes=torch.from_numpy(arrays.boxes),
+            human_importance=torch.from_numpy(arrays.human_importance),
+            image_index=torch.from_numpy(arrays.image_index),
+            tokens=torch.from_numpy(arrays.tokens),
+            answer=torch.from_numpy(arrays.answer),
+            answer_type=torch.from_numpy(arrays.answer_type),
+            question_id=torch.from_numpy(arrays.question_id),
+            num_answers=len(arrays.answers),
+        )
+
+
+class EasyVQACPDataset(Dataset):
+    """The questions of one split; items and whole batches by tensor indexing.
+
+    ``dataset[i]`` is one item in the format of :mod:`hint_lightning.data.collate` (answers as
+    sparse ``target_ids``/``answer_score_ids``); ``dataset.__getitems__(indices)`` (used by
+    ``DataLoader`` for batched fetching) returns the finished batch of
+    :mod:`hint_lightning.data.batch`, equal to ``collate_vqa([dataset[i] for i in indices])``.
+
+    easy-VQA has exactly one answer per question, so both ``targets`` and ``answer_scores``
+    are one-hot: the official VQA accuracy of predicting the single human answer (as if
+    repeated 10 times) is 1 and of anything else 0, so there is no need to call
+    :func:`hint_lightning.metrics.vqa_accuracy.official_answer_scores` here.
+
+    Args:
+        tensors: The loaded store.
+        rows: Int array of shape [M], the split's question rows.
+        has_importance: Bool array of shape [M].
+        importance: Float tensor of shape [K, N], the table the importance comes from.
+        importance_index: Int array of shape [M], each question's row in ``importance``.
+    """
+
+    def __init__(
+        self,
+        tensors: EasyVQACPTensors,
+        rows: np.ndarray,
+        has_importance: np.ndarray,
+        importance: Tensor,
+        importance_index: np.ndarray,
+    ) -> None:
+        if not len(rows) == len(has_importance) == len(importance_index):
+            raise ValueError("rows, has_importance and importance_index must have one length")
+        self.tensors = tensors
+        self.rows = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        self.has_importance = torch.as_tensor(np.asarray(has_importance, dtype=bool))
+        self.importance = importance
+        self.importance_index = torch.as_tensor(np.asarray(importance_index, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """One item (see :mod:`hint_lightning.data.collate`)."""
+        t = self.tensors
+        row = int(self.rows[index])
+        image = int(t.image_index[row])
+        has = bool(self.has_importance[index])
+        importance = self.importance[int(self.importance_index[index])]
+        answer = t.answer[row : row + 1]
+        one = torch.ones(1)
+        return {
+            B.FEATURES: t.features[image],
+            B.BOXES: t.boxes[image],
+            B.QUESTION_TOKENS: t.tokens[row],
+            B.ANSWER_TYPE: int(t.answer_type[row]),
+            B.QUESTION_ID: int(t.question_id[row]),
+            B.HUMAN_IMPORTANCE: importance if has else torch.zeros_like(importance),
+            B.HAS_IMPORTANCE: has,
+            "target_ids": answer,
+            "target_values": one,
+            "answer_score_ids": answer,
+            "answer_score_values": one,
+        }
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
+        """The whole batch of ``indices`` at once (see :mod:`hint_lightning.data.batch`)."""
+        t = self.tensors
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        rows = self.rows[index]
+        images = t.image_index[rows]
+        has = self.has_importance[index]
+        importance = self.importance[self.importance_index[index]] * has[:, None]
+        features = t.features[images]
+        one_hot = torch.nn.functional.one_hot(t.answer[rows], t.num_answers).float()
+        return {
+            B.FEATURES: features,
+            B.BOXES: t.boxes[images],
+            B.PROPOSAL_MASK: torch.ones(features.shape[:2], dtype=torch.bool),
+            B.QUESTION_TOKENS: t.tokens[rows],
+            B.TARGETS: one_hot,
+            B.ANSWER_SCORES: one_hot.clone(),
+            B.ANSWER_TYPE: t.answer_type[rows],
+            B.HUMAN_IMPORTANCE: importance,
+            B.HAS_IMPORTANCE: has,
+            B.QUESTION_ID: t.question_id[rows],
+        }
+
+
+class EasyVQACPDataModule(pl.LightningDataModule):
+    """easy-VQA-CP: a VQA-CP re-split of easy-VQA with shape-mask human importance.
+
+    See the module docstring for the splits and the importance controls, and
+    :mod:`hint_lightning.data.easyvqa_store` for the processed store.
+
+    Args:
+        data_dir: Root data folder.
+        batch_size: Global training batch size (divided by ``trainer.world_size``; must be
+            divisible by it).
+        eval_batch_size: Global evaluation batch size (divided by the world size, rounded up).
+        num_workers: DataLoader worker processes (0 is fastest here: batches are index ops).
+        split_seed: Seed of the CP split, the val split and the hinted subset.
+        test_fraction: Target share of CP-test questions.
+        leak: Share of each CP-test (template, answer) group leaked back to CP-train.
+        val_fraction: Share of CP-train held out as val.
+        hinted_fraction: Share of train (CP-train minus val) with human importance.
+        hinted_only: Train only on the hinted questions (HINT fine-tuning).
+        importance_source: ``"human"``, ``"random"`` or ``"one_minus"`` (train only).
+        num_proposals: N, proposals per image (>= 16).
+        blur_sigma: Gaussian blur of the shape masks (pixels).
+        seed: Seed of the proposals and of the random importance.
+        max_question_length: T, tokens per question.
+        limit_train_questions: Keep only this many train questions (a seeded random subset),
+            for quick runs; None keeps all.
+        cache_dir: Folder of the processed stores; default ``<data_dir>/easyvqa_cp``.
+        pin_memory: Passed to the DataLoaders.
+
+    Raises:
+        ValueError: On an unknown ``importance_source`` or out-of-range parameters.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 256,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        split_seed: int = 0,
+        test_fraction: float = 1 / 3,
+        leak: float = 0.1,
+        val_fraction: float = 0.1,
+        hinted_fraction: float = 0.1,
+        hinted_only: bool = False,
+        importance_source: str = "human",
+        num_proposals: int = 24,
+        blur_sigma: float = 3.0,
+        seed: int = 0,
+        max_question_length: int = 14,
+        limit_train_questions: int | None = None,
+        cache_dir: str | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if importance_source not in IMPORTANCE_SOURCES:
+            raise ValueError(
+                f"importance_source must be one of {IMPORTANCE_SOURCES}, got {importance_source!r}"
+            )
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError(f"batch sizes must be >= 1, got {batch_size}, {eval_batch_size}")
+        if limit_train_questions is not None and limit_train_questions < 1:
+            raise ValueError(f"limit_train_questions must be >= 1, got {limit_train_questions}")
+        self.save_hyperparameters()
+        self.data_dir = data_dir
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(data_dir) / "easyvqa_cp"
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.split_seed = split_seed
+        self.val_fraction = val_fraction
+        self.hinted_fraction = hinted_fraction
+        self.hinted_only = hinted_only
+        self.importance_source = importance_source
+        self.seed = seed
+        self.limit_train_questions = limit_train_questions
+        self.params = EasyVQACPParams(
+            split_seed=split_seed,
+            test_fraction=test_fraction,
+            leak=leak,
+            seed=seed,
+            num_proposals=num_proposals,
+            blur_sigma=blur_sigma,
+            max_question_length=max_question_length,
+        )
+        self.info: VQADataInfo | None = None
+        self._arrays: EasyVQACPArrays | None = None
+        self._rows: dict[str, np.ndarray] = {}
+        self._datasets: dict[str, EasyVQACPDataset] = {}
+        self._device_batch_size = batch_size
+        self._device_eval_batch_size = eval_batch_size
+
+    @property
+    def store_path(self) -> Path:
+        """Where the processed store for these parameters lives."""
+        return self.cache_dir / self.params.filename()
+
+    def prepare_data(self) -> None:
+        """Builds the processed store if it is missing (prints the split report then)."""
+        ensure_store(self.cache_dir, self.params)
+
+    def _world_size(self) -> int:
+        """The trainer's world size, or 1 without a trainer."""
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.world_size) if trainer is not None else 1
+
+    def _set_batch_sizes(self) -> None:
+        """Per-process batch sizes from the global ones.
+
+        Raises:
+            ValueError: If the global batch size is not divisible by the world size.
+        """
+        world_size = self._world_size()
+        if self.batch_size % world_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} is the global batch size and must be divisible "
+                f"by the world size ({world_size} processes); choose e.g. "
+                f"{world_size * max(1, round(self.batch_size / world_size))}"
+            )
+        self._device_batch_size = self.batch_size // world_size
+        self._device_eval_batch_size = math.ceil(self.eval_batch_size / world_size)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Loads the store into memory and builds the datasets of every split.
+
+        Args:
+            stage: Lightning stage (all splits are built whatever the stage).
+
+        Raises:
+            FileNotFoundError: If the store does not exist (call ``prepare_data()`` first).
+        """
+        self._set_batch_sizes()
+        if self._arrays is not None:
+            return
+        if not self.store_path.is_file():
+            raise FileNotFoundError(
+                f"no easy-VQA-CP store at {self.store_path}: call prepare_data() first"
+            )
+        arrays = load_store(self.store_path)
+        self._arrays = arrays
+        tensors = EasyVQACPTensors.from_arrays(arrays)
+
+        cp_train = np.flatnonzero(arrays.split == SPLIT_TRAIN)
+        test = np.flatnonzero(arrays.split == SPLIT_TEST)
+        train, val, hinted = carve_val_and_hinted(
+            cp_train, self.val_fraction, self.hinted_fraction, self.split_seed
+        )
+        if self.hinted_only:
+            train = hinted
+        if self.limit_train_questions is not None and self.limit_train_questions < len(train):
+            rng = np.random.default_rng((self.split_seed, 2))
+            train = np.sort(rng.permutation(train)[: self.limit_train_questions])
+        self._rows = {"train": train, "val": val, "test": test, "hinted": hinted}
+
+        human = tensors.human_importance
+        train_table, train_index = self._train_importance(tensors, train)
+        self._datasets = {
+            "train": EasyVQACPDataset(
+                tensors, train, np.isin(train, hinted), train_table, train_index
+            ),
+            "val": EasyVQACPDataset(
+                tensors, val, np.ones(len(val), bool), human, arrays.image_index[val]
+            ),
+            "test": EasyVQACPDataset(
+                tensors, test, np.ones(len(test), bool), human, arrays.image_index[test]
+            ),
+        }
+        self.info = VQADataInfo(
+            answers=arrays.answers,
+            tokens=arrays.tokens_vocab,
+            feature_dim=int(arrays.features.shape[-1]),
+            max_proposals=int(arrays.features.shape[1]),
+            name="easyvqa_cp",
+        )
+
+    def _train_importance(
+        self, tensors: EasyVQACPTensors, train: np.ndarray
+    ) -> tuple[Tensor, np.ndarray]:
+        """The importance table and per-question index of the train split.
+
+        Args:
+            tensors: The loaded store.
+            train: Int64 array of shape [M], train question rows.
+
+        Returns:
+            ``(table [K, N], index [M])`` for :class:`EasyVQACPDataset`.
+        """
+        assert self._arrays is not None
+        image_index = self._arrays.image_index[train]
+        if self.importance_source == "human":
+            return tensors.human_importance, image_index
+        if self.importance_source == "one_minus":
+            return 1.0 - tensors.human_importance, image_index
+        num_questions = self._arrays.num_questions
+        num_proposals = tensors.human_importance.shape[1]
+        rng = np.random.default_rng((self.seed, 1))
+        table = rng.random((num_questions, num_proposals), dtype=np.float32)
+        return torch.from_numpy(table), train
+
+    def _dataset(self, split: str) -> EasyVQACPDataset:
+        """The dataset of ``split``; requires :meth:`setup`."""
+        if not self._datasets:
+            raise RuntimeError("call prepare_data() and setup() first")
+        return self._datasets[split]
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        """A DataLoader whose batches are built by ``EasyVQACPDataset.__getitems__``."""
+        dataset = self._dataset(split)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=VQACollate(dataset.tensors.num_answers),
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled batches of train (CP-train minus val, or the hinted questions)."""
+        return self._loader("train", self._device_batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Batches of val (carved from CP-train)."""
+        return self._loader("val", self._device_eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Batches of CP-test."""
+        return self._loader("test", self._device_eval_batch_size, shuffle=False)
+
+    def _split_rows(self, split: str) -> np.ndarray:
+        """Question rows of ``split`` (one of :data:`SPLITS`); requires :meth:`setup`."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if not self._rows:
+            raise RuntimeError("call prepare_data() and setup() first")
+        return self._rows[split]
+
+    def question_ids(self, split: str) -> np.ndarray:
+        """The question ids of a split, in the order of its (unshuffled) dataset.
+
+        Args:
+            split: ``"train"`` (exactly what the train loader iterates), ``"val"``,
+                ``"test"`` or ``"hinted"``.
+
+        Returns:
+            Int64 array of shape [M].
+        """
+        rows = self._split_rows(split)
+        assert self._arrays is not None
+        return self._arrays.question_id[rows]
+
+    def question_metadata(self, split: str) -> dict[str, np.ndarray]:
+        """Per-question metadata of a split, for results files and per-template reports.
+
+        Args:
+            split: As for :meth:`question_ids`.
+
+        Returns:
+            Arrays of shape [M]: ``question_id``, ``image_id``, ``question``, ``template``,
+            ``question_type`` and ``answer`` (strings as object arrays).
+        """
+        rows = self._split_rows(split)
+        arrays = self._arrays
+        assert arrays is not None
+        return {
+            "question_id": arrays.question_id[rows],
+            "image_id": arrays.image_id[arrays.image_index[rows]],
+            "question": arrays.question[rows],
+            "template": np.asarray(arrays.templates, dtype=object)[arrays.template[rows]],
+            "question_type": arrays.question_type[rows],
+            "answer": np.asarray(arrays.answers, dtype=object)[arrays.answer[rows]],
+        }
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The answer vocabulary (class ``a`` is ``answers[a]``); requires :meth:`setup`."""
+        if self.info is None:
+            raise RuntimeError("call prepare_data() and setup() first")
+        return self.info.answers
+
+    @property
+    def split_stats(self) -> dict[str, Any]:
+        """The CP split statistics of the store, plus the sizes of this module's subsets.
+
+        Returns:
+            ``CPSplit.stats`` (see :func:`hint_lightning.data.cp_split.make_cp_split`) with an
+            extra ``"subsets"`` entry: question counts of train/val/test/hinted, their answer
+            types, and the fractions and importance source in use.
+        """
+        arrays = self._arrays
+        if arrays is None:
+            raise RuntimeError("call prepare_data() and setup() first")
+        subsets = {f"n_{name}": len(rows) for name, rows in self._rows.items()} | {
+            "answer_types": {
+                name: answer_type_counts(arrays, rows) for name, rows in self._rows.items()
+            },
+            "val_fraction": self.val_fraction,
+            "hinted_fraction": self.hinted_fraction,
+            "hinted_only": self.hinted_only,
+            "importance_source": self.importance_source,
+        }
+        return {**arrays.split_stats, "subsets": subsets}
