@@ -150,3 +150,21 @@ def test_cli_train_then_evaluate(easyvqa_data_dir: Path, tmp_path: Path) -> None
     assert eval_run.returncode == 0, eval_run.stderr[-4000:]
     assert (tmp_path / "eval" / "test_results.json").is_file()
     assert "test/acc" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_wandb_logger_goes_offline_without_a_key(
+    easyvqa_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a W&B key
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    from hint_lightning.utils.runtime import finish_wandb
+
+    try:
+        metrics = run("easyvqa_cp_updn", easyvqa_data_dir, tmp_path / "run", "logger=wandb")
+    finally:
+        finish_wandb()
+    assert "test/acc" in metrics
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
