@@ -13,16 +13,18 @@ from hint_lightning.train import CONFIG_DIR
 from hint_lightning.utils.runtime import check_config
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
-FINETUNES = {
-    "easyvqa_cp_finetune",
-    "easyvqa_cp_hint",
-    "easyvqa_cp_attn_align",
-    "easyvqa_cp_hint_random",
-}
+FINETUNES = {name for name in EXPERIMENTS if not name.endswith("_updn")}  # start from a baseline
 
 
 def test_the_easyvqa_experiments_exist() -> None:
-    assert {"easyvqa_cp_updn", *FINETUNES} <= set(EXPERIMENTS)
+    assert {
+        "easyvqa_cp_updn",
+        "easyvqa_cp_finetune",
+        "easyvqa_cp_hint",
+        "easyvqa_cp_attn_align",
+        "easyvqa_cp_hint_random",
+        "easyvqa_cp_hint_one_minus",
+    } <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -39,7 +41,7 @@ def test_experiment_composes_and_resolves(experiment: str, tmp_path: Path) -> No
     if "hint" in experiment:
         assert type(objective).__name__ == "HintObjective"
     if experiment in FINETUNES:
-        assert cfg.data.hinted_only and cfg.test_ckpt == "last"
+        assert cfg.finetune and cfg.data.hinted_only and cfg.test_ckpt == "last"
 
 
 def test_finetune_without_baseline_is_a_clear_error(tmp_path: Path) -> None:

@@ -50,7 +50,13 @@ def test_baseline_trains_tests_and_writes_results(baseline: dict[str, Any]) -> N
 
 @pytest.mark.parametrize(
     "experiment",
-    ["easyvqa_cp_finetune", "easyvqa_cp_hint", "easyvqa_cp_attn_align", "easyvqa_cp_hint_random"],
+    [
+        "easyvqa_cp_finetune",
+        "easyvqa_cp_hint",
+        "easyvqa_cp_attn_align",
+        "easyvqa_cp_hint_random",
+        "easyvqa_cp_hint_one_minus",
+    ],
 )
 def test_every_finetune_experiment_runs_from_the_baseline(
     experiment: str, baseline: dict[str, Any], easyvqa_data_dir: Path, tmp_path: Path

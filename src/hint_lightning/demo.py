@@ -7,7 +7,8 @@
    - with no grounding term (the lambda = 0 control),
    - with HINT (``experiment=easyvqa_cp_hint``),
    - with attention alignment (``experiment=easyvqa_cp_attn_align``),
-   - with HINT on fixed random importance (``experiment=easyvqa_cp_hint_random``);
+   - with HINT on fixed random importance (``experiment=easyvqa_cp_hint_random``),
+   - with HINT on inverted importance (``experiment=easyvqa_cp_hint_one_minus``);
 
 then prints a table shaped like the paper's Table 1 (CP-test accuracy overall and per answer
 type, rank correlation with human importance), mean and standard deviation over the seeds, and
@@ -56,6 +57,7 @@ DEMO_RUNS: tuple[DemoRun, ...] = (
     DemoRun("+ Attn. Align", "easyvqa_cp_attn_align", finetune=True),
     DemoRun("+ HINT", "easyvqa_cp_hint", finetune=True),
     DemoRun("+ HINT, random importance", "easyvqa_cp_hint_random", finetune=True),
+    DemoRun("+ HINT, 1 − human importance", "easyvqa_cp_hint_one_minus", finetune=True),
 )
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (

@@ -5,7 +5,7 @@ Raw layout under ``<data_dir>/raw/`` (each file as officially distributed)::
     raw/vqacp_v2/vqacp_v2_{train,test}_{questions,annotations}.json
     raw/vqa_v2/v2_OpenEnded_mscoco_{train2014,val2014}_questions.json
     raw/vqa_v2/v2_mscoco_{train2014,val2014}_annotations.json
-    raw/vqahat/vqahat_train.zip  raw/vqahat/vqahat_val.zip   (or extracted folders vqahat_train/ ...)
+    raw/vqahat/vqahat_train.zip  raw/vqahat/vqahat_val.zip   (or extracted folders)
     raw/features/trainval_36/trainval_resnet101_faster_rcnn_genome_36.tsv  (or adaptive 10-100 TSVs)
     raw/glove/glove.6B.300d.txt   (optional)
 
