@@ -65,11 +65,15 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("test/acc_yes_no", "Yes/No", 2),
     ("test/acc_number", "Number", 2),
     ("test/acc_other", "Other", 2),
+    ("paired/test_acc", "Δ overall vs λ=0 (paired)", 2),
     ("test/rho", "rho (net. imp. vs human)", 3),
     ("test/rho_attention", "rho (attention vs human)", 3),
     ("val/acc", "CP-val overall", 2),
 )
 """Metric key, column title and decimals of the demo table."""
+
+CONTROL_EXPERIMENT = "easyvqa_cp_finetune"
+"""The row every other row is compared with, seed by seed (same baseline, no grounding term)."""
 
 QUIET = (
     "trainer.enable_progress_bar=false",
@@ -108,7 +112,8 @@ def run_demo(
                 f"{format_value(metrics.get('test/acc'))}, rho "
                 f"{format_value(metrics.get('test/rho'), 3)} ({seconds:.0f} s)"
             )
-    return {"seeds": list(seeds), "runs": per_run, "seconds": timings}
+    control = next((run.name for run in runs if run.experiment == CONTROL_EXPERIMENT), None)
+    return {"seeds": list(seeds), "runs": per_run, "seconds": timings, "control": control}
 
 
 def summarize(values: Sequence[float]) -> tuple[float, float]:
@@ -119,10 +124,33 @@ def summarize(values: Sequence[float]) -> tuple[float, float]:
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def paired_differences(results: dict[str, Any], key: str = "test/acc") -> dict[str, list[float]]:
+    """Per seed, each run's ``key`` minus the control's (runs of one seed share a baseline).
+
+    The baseline's seed-to-seed spread is large on a CP split (whether a yes/no template flips
+    depends on the seed); the paired difference removes it. The control itself gets none.
+    """
+    control = results.get("control")
+    if control is None:
+        return {}
+    reference = results["runs"][control]
+    return {
+        name: [m[key] - c[key] for m, c in zip(seeds, reference, strict=True)]
+        for name, seeds in results["runs"].items()
+        if name != control
+    }
+
+
 def results_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One summary row per demo run: mean and std of every column over the seeds."""
     rows = []
+    deltas = paired_differences(results)
     for name, seeds in results["runs"].items():
+        seeds = (
+            [{**m, "paired/test_acc": d} for m, d in zip(seeds, deltas[name], strict=True)]
+            if name in deltas
+            else seeds
+        )
         row: dict[str, Any] = {"model": name}
         for key, _, _ in COLUMNS:
             mean, std = summarize([m[key] for m in seeds if key in m])
@@ -144,7 +172,10 @@ def markdown_table(rows: list[dict[str, Any]], seeds: Sequence[int]) -> str:
     for row in rows:
         cells = [_cell(row[key], digits) for key, _, digits in COLUMNS]
         lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {row['seconds']:.0f} |")
-    note = f"\nMean ± std over seeds {', '.join(map(str, seeds))}; accuracy in percent."
+    note = (
+        f"\nMean ± std over seeds {', '.join(map(str, seeds))}; accuracy in percent. "
+        "Δ: CP-test accuracy minus that of the λ=0 fine-tune of the same seed."
+    )
     return "\n".join(lines) + "\n" + note + "\n"
 
 
