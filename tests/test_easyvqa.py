@@ -406,11 +406,10 @@ def _datamodule(cache: Path, **kwargs: object) -> EasyVQACPDataModule:
     return dm
 
 
-def test_real_store_builds_fast_and_once(
+def test_real_store_builds_once(
     real_cache: tuple[Path, float], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cache, seconds = real_cache
-    assert seconds < 60, f"preparing easy-VQA-CP took {seconds:.1f} s"
+    cache, _ = real_cache
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].suffix == ".h5"  # no temporary file left
     stat = files[0].stat()
@@ -517,12 +516,10 @@ def test_real_item_path_equals_batch_path(real_dm: EasyVQACPDataModule) -> None:
         assert torch.equal(batched[key], collated[key]), key
 
 
-def test_real_epoch_data_time(real_dm: EasyVQACPDataModule) -> None:
-    began = time.perf_counter()
-    count = sum(len(batch["question_id"]) for batch in real_dm.train_dataloader())
-    elapsed = time.perf_counter() - began
-    assert count == len(real_dm.question_ids("train"))
-    assert elapsed < 1.5, f"one train epoch of data took {elapsed:.2f} s"
+def test_real_epoch_covers_every_train_question_once(real_dm: EasyVQACPDataModule) -> None:
+    # Throughput is measured in benchmarks/, not asserted here.
+    ids = torch.cat([batch["question_id"] for batch in real_dm.train_dataloader()])
+    assert len(ids) == len(set(ids.tolist())) == len(real_dm.question_ids("train"))
 
 
 def _importance_by_question(dm: EasyVQACPDataModule, split: str) -> dict[str, torch.Tensor]:
