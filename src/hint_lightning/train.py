@@ -65,6 +65,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         objective=build_objective(cfg), data_info=datamodule.info
     )
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    if hasattr(model, "initialize_from_data") and model.initialize_from_data(datamodule):
+        log.info("Initialized the word embeddings from the prepared word vectors")
     if cfg.get("init_from"):
         load_weights(model, cfg.init_from)
         log.info("Initialized the weights from %s", cfg.init_from)

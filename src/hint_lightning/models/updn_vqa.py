@@ -48,6 +48,21 @@ class QuestionEncoder(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.gru = nn.GRU(embedding_dim, hidden_dim, num_layers=1, batch_first=True)
 
+    def initialize_embeddings(self, vectors: Tensor) -> None:
+        """Copy pre-trained word vectors ``[vocab_size, embedding_dim]`` (e.g. GloVe) in.
+
+        Raises:
+            ValueError: when the shapes differ (e.g. GloVe is 300-d: keep embedding_dim=300).
+        """
+        weight = self.embedding.weight
+        if tuple(vectors.shape) != tuple(weight.shape):
+            raise ValueError(
+                f"word vectors have shape {tuple(vectors.shape)} but the embedding is "
+                f"{tuple(weight.shape)} (vocabulary x embedding_dim)"
+            )
+        with torch.no_grad():
+            weight.copy_(vectors.to(weight.dtype))
+
     def forward(self, tokens: Tensor) -> Tensor:
         """Encode right-padded token ids ``[B, T]`` into ``[B, hidden_dim]``."""
         states, _ = self.gru(self.embedding(tokens))

@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -128,6 +129,19 @@ class VQAModule(HintMixin, pl.LightningModule):
         )
         self.test_predictions: dict[int, str] = {}
         self._test_outputs: list[tuple[Tensor, Tensor]] = []
+
+    def initialize_from_data(self, datamodule: Any) -> bool:
+        """Initialize the word embeddings from the datamodule's word vectors, if it has some.
+
+        Returns:
+            Whether vectors were loaded (``datamodule.word_vectors_path``, e.g. ``glove.npy``).
+        """
+        path = getattr(datamodule, "word_vectors_path", None)
+        encoder = getattr(self.net, "question_encoder", None)
+        if not path or encoder is None:
+            return False
+        encoder.initialize_embeddings(torch.from_numpy(np.load(path)))
+        return True
 
     def _forward(
         self, batch: dict[str, Tensor], features: Tensor, shift: Tensor | None
