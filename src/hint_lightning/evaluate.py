@@ -75,7 +75,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=[]
     )
     loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
-    trainer.test(model, dataloaders=loader)
+    trainer.test(model, dataloaders=loader, verbose=False)
     metrics = {
         f"{split}/{key.split('/', 1)[1]}": float(value)
         for key, value in trainer.callback_metrics.items()

@@ -90,7 +90,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ckpt_path = best if wanted == "best" and best else None
         if wanted == "best" and not best:
             log.warning("No best checkpoint (no monitored metric): testing the last weights")
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        trainer.test(
+            model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False, verbose=False
+        )
         metrics.update(trainer.callback_metrics)
         _write_test_outputs(trainer, model)
 
