@@ -74,8 +74,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer: pl.Trainer = instantiate(
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=[]
     )
-    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
-    trainer.test(model, dataloaders=loader, verbose=False)
+    # The datamodule (not a ready loader) goes to the trainer, so that under DDP its loaders are
+    # built after the processes have started and shard each question exactly once.
+    datamodule.test_split = split
+    trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {
         f"{split}/{key.split('/', 1)[1]}": float(value)
         for key, value in trainer.callback_metrics.items()

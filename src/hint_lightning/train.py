@@ -21,7 +21,12 @@ from hint_lightning.checkpoints import load_weights
 from hint_lightning.utils.instantiate import instantiate_group
 from hint_lightning.utils.io import write_json
 from hint_lightning.utils.report import print_metrics
-from hint_lightning.utils.runtime import check_config, configure_wandb, finish_wandb
+from hint_lightning.utils.runtime import (
+    check_config,
+    configure_wandb,
+    finish_wandb,
+    is_multirun,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +135,14 @@ def main(cfg: DictConfig) -> float | None:
     if not name:
         return None
     if name not in metrics:
-        raise KeyError(
+        message = (
             f"optimized_metric={name!r} was not logged; available: "
             f"{sorted(k for k in metrics if '/' in k)}"
         )
+        if is_multirun():  # a sweeper needs the value
+            raise KeyError(message)
+        log.warning(message)
+        return None
     return float(metrics[name])
 
 

@@ -39,14 +39,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from hint_lightning.data import batch as B
 from hint_lightning.data.batch import VQADataInfo
-from hint_lightning.data.collate import VQACollate
 from hint_lightning.data.easyvqa_store import (
     SPLIT_TEST,
     SPLIT_TRAIN,
@@ -56,6 +54,7 @@ from hint_lightning.data.easyvqa_store import (
     ensure_store,
     load_store,
 )
+from hint_lightning.data.loading import VQADataModuleBase
 
 __all__ = [
     "IMPORTANCE_SOURCES",
@@ -249,7 +248,7 @@ class EasyVQACPDataset(Dataset):
         }
 
 
-class EasyVQACPDataModule(pl.LightningDataModule):
+class EasyVQACPDataModule(VQADataModuleBase):
     """easy-VQA-CP: a VQA-CP re-split of easy-VQA with shape-mask human importance.
 
     See the module docstring for the splits and the importance controls, and
@@ -276,6 +275,7 @@ class EasyVQACPDataModule(pl.LightningDataModule):
             for quick runs; None keeps all.
         cache_dir: Folder of the processed stores; default ``<data_dir>/easyvqa_cp``.
         pin_memory: Passed to the DataLoaders.
+        shuffle: Shuffle the training split every epoch (False keeps store order).
 
     Raises:
         ValueError: On an unknown ``importance_source`` or out-of-range parameters.
@@ -301,6 +301,7 @@ class EasyVQACPDataModule(pl.LightningDataModule):
         limit_train_questions: int | None = None,
         cache_dir: str | None = None,
         pin_memory: bool = False,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
         if importance_source not in IMPORTANCE_SOURCES:
@@ -318,6 +319,7 @@ class EasyVQACPDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.shuffle = shuffle
         self.split_seed = split_seed
         self.val_fraction = val_fraction
         self.hinted_fraction = hinted_fraction
@@ -349,27 +351,6 @@ class EasyVQACPDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Builds the processed store if it is missing (prints the split report then)."""
         ensure_store(self.cache_dir, self.params)
-
-    def _world_size(self) -> int:
-        """The trainer's world size, or 1 without a trainer."""
-        trainer = getattr(self, "trainer", None)
-        return int(trainer.world_size) if trainer is not None else 1
-
-    def _set_batch_sizes(self) -> None:
-        """Per-process batch sizes from the global ones.
-
-        Raises:
-            ValueError: If the global batch size is not divisible by the world size.
-        """
-        world_size = self._world_size()
-        if self.batch_size % world_size:
-            raise ValueError(
-                f"batch_size={self.batch_size} is the global batch size and must be divisible "
-                f"by the world size ({world_size} processes); choose e.g. "
-                f"{world_size * max(1, round(self.batch_size / world_size))}"
-            )
-        self._device_batch_size = self.batch_size // world_size
-        self._device_eval_batch_size = math.ceil(self.eval_batch_size / world_size)
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the store into memory and builds the datasets of every split.
@@ -454,30 +435,9 @@ class EasyVQACPDataModule(pl.LightningDataModule):
             raise RuntimeError("call prepare_data() and setup() first")
         return self._datasets[split]
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        """A DataLoader whose batches are built by ``EasyVQACPDataset.__getitems__``."""
-        dataset = self._dataset(split)
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=VQACollate(dataset.tensors.num_answers),
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of train (CP-train minus val, or the hinted questions)."""
-        return self._loader("train", self._device_batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Batches of val (carved from CP-train)."""
-        return self._loader("val", self._device_eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Batches of CP-test."""
-        return self._loader("test", self._device_eval_batch_size, shuffle=False)
+    def _split_dataset(self, split: str) -> Dataset:
+        """The dataset of ``split`` (train, val or test); loaders come from the base class."""
+        return self._dataset(split)
 
     def _split_rows(self, split: str) -> np.ndarray:
         """Question rows of ``split`` (one of :data:`SPLITS`); requires :meth:`setup`."""

@@ -71,15 +71,14 @@ from typing import Any, Final
 
 import h5py
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import Dataset, get_worker_info
 
 from hint_lightning.data import batch as B
 from hint_lightning.data.batch import VQADataInfo
-from hint_lightning.data.collate import VQACollate
 from hint_lightning.data.feature_store import FeatureStore, cast_rows
+from hint_lightning.data.loading import VQADataModuleBase
 from hint_lightning.prepare.vqa_hat import IMPORTANCE_STORE_VERSION
 from hint_lightning.prepare.vqa_questions import SPLIT_STORE_VERSION
 
@@ -707,7 +706,7 @@ class _Loaded:
     datasets: dict[str, VQASplitDataset]
 
 
-class VQADataModule(pl.LightningDataModule):
+class VQADataModule(VQADataModuleBase):
     """VQA-CP v2 or VQA v2 from the prepared stores (see the module docstring).
 
     Args:
@@ -720,6 +719,7 @@ class VQADataModule(pl.LightningDataModule):
         eval_batch_size: Global evaluation batch size (divided by the world size, rounded up).
         num_workers: DataLoader worker processes (each opens the feature store itself).
         pin_memory: Passed to the DataLoaders.
+        shuffle: Shuffle the training split every epoch (False keeps store order).
         val_fraction: Share of the train store carved out as val, in [0, 1).
         val_seed: Seed of the carve-out and of ``limit_train_questions``.
         hinted_only: Train only on the questions with human importance (HINT fine-tuning).
@@ -746,6 +746,7 @@ class VQADataModule(pl.LightningDataModule):
         eval_batch_size: int = 1024,
         num_workers: int = 4,
         pin_memory: bool = False,
+        shuffle: bool = True,
         val_fraction: float = 0.05,
         val_seed: int = 0,
         hinted_only: bool = False,
@@ -769,6 +770,7 @@ class VQADataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.shuffle = shuffle
         self.val_fraction = val_fraction
         self.val_seed = val_seed
         self.hinted_only = hinted_only
@@ -792,27 +794,6 @@ class VQADataModule(pl.LightningDataModule):
             FileNotFoundError: Naming every missing file and the command that writes them.
         """
         check_prepared(self.data_dir, self.dataset, self.features)
-
-    def _world_size(self) -> int:
-        """The trainer's world size, or 1 without a trainer."""
-        trainer = getattr(self, "trainer", None)
-        return int(trainer.world_size) if trainer is not None else 1
-
-    def _set_batch_sizes(self) -> None:
-        """Per-process batch sizes from the global ones.
-
-        Raises:
-            ValueError: If the global batch size is not divisible by the world size.
-        """
-        world_size = self._world_size()
-        if self.batch_size % world_size:
-            raise ValueError(
-                f"batch_size={self.batch_size} is the global batch size and must be divisible "
-                f"by the world size ({world_size} processes); choose e.g. "
-                f"{world_size * max(1, round(self.batch_size / world_size))}"
-            )
-        self._device_batch_size = self.batch_size // world_size
-        self._device_eval_batch_size = math.ceil(self.eval_batch_size / world_size)
 
     def setup(self, stage: str | None = None) -> None:
         """Reads the per-question arrays and importance, and builds the datasets of all splits.
@@ -919,30 +900,9 @@ class VQADataModule(pl.LightningDataModule):
             raise RuntimeError("call prepare_data() and setup() first")
         return self._loaded
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        """A DataLoader whose batches are built by :meth:`VQASplitDataset.__getitems__`."""
-        dataset = self._require().datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=VQACollate(dataset.num_answers),
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0 and split != "test",
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of train (persistent workers when ``num_workers > 0``)."""
-        return self._loader("train", self._device_batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Batches of val, in store order (persistent workers when ``num_workers > 0``)."""
-        return self._loader("val", self._device_eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Batches of test (CP-test or val2014), in store order; each question once."""
-        return self._loader("test", self._device_eval_batch_size, shuffle=False)
+    def _split_dataset(self, split: str) -> Dataset:
+        """The dataset of ``split`` (train, val or test); loaders come from the base class."""
+        return self._require().datasets[split]
 
     def question_ids(self, split: str) -> np.ndarray:
         """The question ids of a split, in the order of its (unshuffled) dataset.

@@ -8,7 +8,8 @@ Logged keys: ``train/loss``, ``train/loss_task``, ``train/loss_grounding``, ``tr
 ``{val,test}/rho`` (mean Spearman correlation of network and human importance over the
 questions with human importance), ``{val,test}/rho_attention`` (the same for attention),
 ``test/misgrounded`` (percent of correct answers whose most important proposal is not among
-the 3 most human-important ones) and ``{val,test}/loss``.
+the 3 most human-important ones), ``{val,test}/loss`` and ``{val,test}/questions`` (how many
+questions were evaluated).
 """
 
 from __future__ import annotations
@@ -234,6 +235,10 @@ class VQAModule(HintMixin, pl.LightningModule):
             key = "acc" if answer_type == "overall" else f"acc_{_slug(answer_type)}"
             if not math.isnan(float(value)):
                 self.log(f"{stage}/{key}", value)
+        # The number of questions evaluated (synced across processes): each exactly once.
+        self.log(
+            f"{stage}/questions", accuracy.counts.sum().float(), reduce_fx="sum", sync_dist=True
+        )
         accuracy.reset()
         names = ["rho", "rho_attention"] + (["misgrounded"] if stage == "test" else [])
         for name in names:
@@ -258,16 +263,16 @@ class VQAModule(HintMixin, pl.LightningModule):
         self._log_epoch_metrics("test")
         if not self._test_outputs:
             return
-        question_ids = torch.cat([ids for ids, _ in self._test_outputs])
-        predictions = torch.cat([preds for _, preds in self._test_outputs])
-        if self.trainer.world_size > 1:
-            question_ids = self.all_gather(question_ids).reshape(-1)
-            predictions = self.all_gather(predictions).reshape(-1)
+        question_ids = torch.cat([ids for ids, _ in self._test_outputs]).tolist()
+        predictions = torch.cat([preds for _, preds in self._test_outputs]).tolist()
+        pairs = list(zip(question_ids, predictions, strict=True))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Processes may hold different numbers of questions: gather Python objects.
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, pairs)
+            pairs = [pair for part in gathered for pair in part]
         answers = self.data_info.answers
-        self.test_predictions = {
-            int(qid): answers[int(pred)]
-            for qid, pred in zip(question_ids.tolist(), predictions.tolist(), strict=True)
-        }
+        self.test_predictions = {int(qid): answers[int(pred)] for qid, pred in pairs}
         self._test_outputs = []
 
     # --------------------------------------------------------------- optimizers

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 __all__ = [
+    "COCO_FAMILIES",
+    "COCO_REFERENCE_SPLITS",
+    "COCO_SPLITS",
     "DATASETS",
     "DISTRIBUTIONS",
     "FEATURE_VARIANTS",
@@ -60,6 +63,19 @@ FEATURE_VARIANTS: Final[dict[str, str]] = {
     "trainval_adaptive": "10-100 boxes per image (trainval.zip)",
 }
 """Feature variants: folder name under ``raw/features/`` -> description."""
+
+COCO_FAMILIES: Final[dict[str, str]] = {
+    "karpathy": "Karpathy split of dataset_coco.json (train = train + restval, 5,000 val, "
+    "5,000 test)",
+    "robust": "Neural Baby Talk robust split (110,234 train, 3,915 val, 9,138 test)",
+}
+"""COCO caption split families: folder name under ``prepared/coco/`` -> description."""
+
+COCO_SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
+"""The caption stores of each COCO split family."""
+
+COCO_REFERENCE_SPLITS: Final[tuple[str, ...]] = ("val", "test")
+"""The splits whose COCO-format references are written (for caption metrics)."""
 
 _OFFICIAL_TSVS: Final[dict[str, tuple[str, ...]]] = {
     "trainval_36": ("trainval_resnet101_faster_rcnn_genome_36.tsv",),
@@ -117,6 +133,17 @@ DISTRIBUTIONS: Final[dict[str, Distribution]] = {
         "https://github.com/peteanderson80/bottom-up-attention (README, pretrained features): "
         "trainval_36.zip (36 boxes per image) -> raw/features/trainval_36/, or trainval.zip "
         "(10-100 boxes per image) -> raw/features/trainval_adaptive/; unzip the TSV file(s)",
+    ),
+    "karpathy": Distribution(
+        "COCO captions in the Karpathy split (Karpathy and Fei-Fei, CVPR 2015)",
+        "https://cs.stanford.edu/people/karpathy/deepimagesent/ (caption_datasets.zip): "
+        "dataset_coco.json, into raw/coco/",
+    ),
+    "coco": Distribution(
+        "MS COCO 2014 instance annotations (Lin et al., ECCV 2014)",
+        "https://cocodataset.org/#download: 2014 Train/Val annotations "
+        "(annotations_trainval2014.zip); instances_train2014.json and instances_val2014.json "
+        "into raw/coco/annotations/",
     ),
     "glove": Distribution(
         "GloVe 6B word vectors (Pennington et al., EMNLP 2014), optional",
@@ -316,6 +343,58 @@ class DataLayout:
         """``prepared/vqa/<dataset>/hat_coverage.json``."""
         return self.vqa_dir(dataset) / "hat_coverage.json"
 
+    # ---------------------------------------------------------------- COCO captioning
+
+    def karpathy_file(self) -> RawFile:
+        """``raw/coco/dataset_coco.json`` (the Karpathy split)."""
+        return RawFile(self.raw / "coco" / "dataset_coco.json", "karpathy")
+
+    def coco_instances(self, subtype: str) -> RawFile:
+        """``raw/coco/annotations/instances_<subtype>.json`` (subtype train2014 or val2014)."""
+        if subtype not in ("train2014", "val2014"):
+            raise ValueError(f"COCO instances are train2014 or val2014, not {subtype!r}")
+        return RawFile(self.raw / "coco" / "annotations" / f"instances_{subtype}.json", "coco")
+
+    def coco_files(self) -> list[RawFile]:
+        """The raw COCO inputs of ``prepare coco`` (besides the features)."""
+        return [self.karpathy_file(), *map(self.coco_instances, ("train2014", "val2014"))]
+
+    def robust_split_override(self) -> Path:
+        """``raw/coco/split_robust_coco.json``: when present, used instead of the robust split
+        that ships with the package (optional)."""
+        return self.raw / "coco" / "split_robust_coco.json"
+
+    def coco_dir(self, family: str | None = None) -> Path:
+        """``prepared/coco/`` or, with a family, ``prepared/coco/<family>/``."""
+        root = self.prepared / "coco"
+        return root if family is None else root / _check_family(family)
+
+    def coco_vocab(self, family: str) -> Path:
+        """``prepared/coco/<family>/vocab.json``."""
+        return self.coco_dir(family) / "vocab.json"
+
+    def coco_captions(self, family: str, split: str) -> Path:
+        """``prepared/coco/<family>/<split>.h5``."""
+        if split not in COCO_SPLITS:
+            raise ValueError(f"COCO caption splits are {list(COCO_SPLITS)}, not {split!r}")
+        return self.coco_dir(family) / f"{split}.h5"
+
+    def coco_references(self, family: str, split: str) -> Path:
+        """``prepared/coco/<family>/<split>_references.json``."""
+        if split not in COCO_REFERENCE_SPLITS:
+            raise ValueError(
+                f"COCO references are written for {list(COCO_REFERENCE_SPLITS)}, not {split!r}"
+            )
+        return self.coco_dir(family) / f"{split}_references.json"
+
+    def coco_importance(self) -> Path:
+        """``prepared/coco/importance.h5`` (visual-word human importance)."""
+        return self.coco_dir() / "importance.h5"
+
+    def coco_report(self) -> Path:
+        """``prepared/coco/coco_report.json``."""
+        return self.coco_dir() / "coco_report.json"
+
     def relative(self, path: Path) -> str:
         """``path`` relative to ``prepared/`` (or ``data_dir``), for messages and reports."""
         for root in (self.prepared, self.data_dir):
@@ -331,6 +410,15 @@ def _check_dataset(dataset: str) -> str:
     if dataset not in SPLITS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
     return dataset
+
+
+def _check_family(family: str) -> str:
+    """``family`` if a known COCO split family; ``ValueError`` otherwise."""
+    if family not in COCO_FAMILIES:
+        raise ValueError(
+            f"unknown COCO split family {family!r}; expected one of {list(COCO_FAMILIES)}"
+        )
+    return family
 
 
 def _check_variant(variant: str) -> str:
@@ -363,12 +451,17 @@ def raw_layout_help() -> str:
         "  raw/vqahat/vqahat_train.zip  raw/vqahat/vqahat_val.zip  (or extracted folders)\n"
         "  raw/features/trainval_36/trainval_resnet101_faster_rcnn_genome_36.tsv\n"
         "  raw/features/trainval_adaptive/karpathy_*_resnet101_faster_rcnn_genome.tsv*\n"
-        "  raw/glove/glove.6B.300d.txt  (optional)\n\n"
+        "  raw/glove/glove.6B.300d.txt  (optional)\n"
+        "  raw/coco/dataset_coco.json  (COCO captioning: the Karpathy split)\n"
+        "  raw/coco/annotations/instances_{train2014,val2014}.json  (COCO captioning)\n"
+        "  raw/coco/split_robust_coco.json  (optional: replaces the shipped robust split)\n\n"
         f"where to get them:\n{sources}\n\n"
-        "outputs go to DATA_DIR/prepared/ (see `hint_lightning.prepare`'s module docstring);\n"
+        "outputs go to DATA_DIR/prepared/ (see `hint_lightning.prepare`'s module docstring;\n"
+        "COCO: `hint_lightning.prepare.coco`'s);\n"
         "a step whose output is up to date with its inputs and options is skipped.\n\n"
         "examples:\n"
         "  python -m hint_lightning.prepare vqacp_v2 --data-dir /data/hint\n"
         "  python -m hint_lightning.prepare fixture --data-dir /tmp/tiny\n"
         "  python -m hint_lightning.prepare vqacp_v2 --data-dir /tmp/tiny --min-answer-count 2\n"
+        "  python -m hint_lightning.prepare coco --data-dir /data/hint\n"
     )
