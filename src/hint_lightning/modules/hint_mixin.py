@@ -58,6 +58,26 @@ class HintMixin:
 
     objective: GroundingObjective | None
 
+    def check_precision(self, precision: str) -> None:
+        """Refuse float16 mixed precision when the objective differentiates importance.
+
+        Lightning scales only the returned loss for float16; the inner ``autograd.grad`` of the
+        network importance would run unscaled and underflow. bfloat16 has float32's range and
+        needs no scaling.
+
+        Raises:
+            ValueError: for ``16-mixed`` / ``16`` with an objective that needs network importance.
+        """
+        objective = self.objective
+        needs_importance = objective is not None and objective.needs_network_importance
+        if needs_importance and str(precision) in ("16-mixed", "16", "16-true"):
+            raise ValueError(
+                f"precision={precision} is refused with {type(objective).__name__}: float16 needs "
+                "the inner gradient of the network importance scaled and unscaled by hand "
+                "(Lightning scales only the final loss). Use trainer.precision=bf16-mixed (same "
+                "speed on recent GPUs, no scaling needed) or 32-true."
+            )
+
     def grounding_active(self, has_importance: Tensor) -> bool:
         """Whether this batch gets a grounding term at all.
 

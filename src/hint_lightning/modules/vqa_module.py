@@ -153,6 +153,10 @@ class VQAModule(HintMixin, pl.LightningModule):
         )
 
     # ------------------------------------------------------------------ training
+    def on_fit_start(self) -> None:
+        """Check the precision before the first step (see :meth:`HintMixin.check_precision`)."""
+        self.check_precision(str(self.trainer.precision))
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Task loss plus the grounding term on the questions with human importance."""
         features, has_importance = batch[B.FEATURES], batch[B.HAS_IMPORTANCE]
