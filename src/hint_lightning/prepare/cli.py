@@ -7,6 +7,9 @@ Commands:
 * ``features``: bottom-up TSVs -> HDF5 feature store only;
 * ``questions --dataset D``: answer and token vocabularies, GloVe and split stores;
 * ``hat --dataset D``: importance stores and the VQA-HAT coverage report;
+* ``coco``: everything a captioning experiment needs (Karpathy and robust splits:
+  vocabularies, caption stores, references, visual-word importance;
+  :func:`~hint_lightning.prepare.coco.prepare_coco`), skipping up-to-date steps;
 * ``fixture``: a tiny raw tree in the real formats
   (:func:`~hint_lightning.testing.fixtures.write_fixture_tree`).
 
@@ -41,6 +44,7 @@ from hint_lightning.prepare.layout import (
 __all__ = ["build_parser", "main"]
 
 _DEFAULT_MIN_ANSWER_COUNT = 9  # pipeline.DEFAULT_MIN_ANSWER_COUNT, without importing torch
+_DEFAULT_WORD_COUNT_THRESHOLD = 5  # coco_captions.WORD_COUNT_THRESHOLD, likewise
 _DATASET_HELP = {
     "vqacp_v2": "VQA-CP v2 (splits train, test): features, vocabularies, split stores, "
     "human importance",
@@ -111,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m hint_lightning.prepare``."""
     parser = argparse.ArgumentParser(
         prog="python -m hint_lightning.prepare",
-        description="Raw downloads -> the prepared stores that the VQA experiments read.",
+        description="Raw downloads -> the prepared stores that the VQA and captioning "
+        "experiments read.",
         epilog=raw_layout_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -136,6 +141,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(sub)
     _add_features(sub, conversion=False)
     sub = _subparser(
+        commands,
+        "coco",
+        "COCO captioning (Karpathy and robust splits): features, vocabularies, caption stores, "
+        "references, visual-word importance",
+    )
+    _add_common(sub)
+    _add_features(sub, conversion=True)
+    sub.add_argument(
+        "--word-count-threshold",
+        type=int,
+        default=_DEFAULT_WORD_COUNT_THRESHOLD,
+        help="keep caption tokens seen more than this many times in the training captions "
+        "(default 5)",
+    )
+    sub.add_argument(
+        "--visual-word-duplicates",
+        choices=["last", "exclude"],
+        default="last",
+        help="visual words listed under two categories: the last one wins (NBT, default) or "
+        "they are left out",
+    )
+    sub = _subparser(
         commands, "fixture", "write a tiny synthetic raw tree in the real formats", epilog=False
     )
     sub.add_argument("--data-dir", type=Path, required=True, help="where to write raw/")
@@ -147,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--feature-dim", type=int, default=2048, help="D (default 2048)")
     sub.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     sub.add_argument("--overwrite", action="store_true", help="write over an existing raw/")
+    sub.add_argument(
+        "--no-coco", action="store_true", help="leave out the COCO captioning files (raw/coco/)"
+    )
     return parser
 
 
@@ -162,6 +192,7 @@ def _run_fixture(args: argparse.Namespace) -> None:
         feature_dim=args.feature_dim,
         seed=args.seed,
         overwrite=args.overwrite,
+        coco=not args.no_coco,
     )
     for name, path in files.items():
         print(f"wrote {name} ({path.stat().st_size:,} bytes)")
@@ -188,6 +219,17 @@ def _run(args: argparse.Namespace) -> None:
             float16=args.float16,
             feature_dim=args.feature_dim,
             min_answer_count=args.min_answer_count,
+            **common,
+        )
+    elif args.command == "coco":
+        from hint_lightning.prepare.coco import prepare_coco
+
+        prepare_coco(
+            args.data_dir,
+            float16=args.float16,
+            feature_dim=args.feature_dim,
+            word_count_threshold=args.word_count_threshold,
+            duplicates=args.visual_word_duplicates,
             **common,
         )
     elif args.command == "features":

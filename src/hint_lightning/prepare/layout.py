@@ -13,6 +13,8 @@ Example:
     '/data/prepared/vqa/vqa_v2/val.h5'
     >>> SPLITS["vqa_v2"], RAW_SPLITS["vqa_v2"]
     (('train', 'val'), ('train2014', 'val2014'))
+    >>> layout.coco_captions("robust", "test").as_posix()
+    '/data/prepared/coco/robust/test.h5'
 """
 
 from __future__ import annotations

@@ -20,6 +20,12 @@ writes under ``DIR/raw/`` everything that ``python -m hint_lightning.prepare vqa
   them as unmatched).
 * ``glove/glove.6B.300d.txt``: 300-d vectors of most question words (some are left out, and a
   few words that no question uses are added).
+* with ``coco`` (the default): ``coco/dataset_coco.json``,
+  ``coco/annotations/instances_{train,val}2014.json`` and ``coco/split_robust_coco.json`` for
+  the same images (so every image has features), written by
+  :func:`hint_lightning.testing.coco_files.write_coco_files` from its own random stream: the
+  VQA files are the same with and without it. Prepare with
+  ``python -m hint_lightning.prepare coco --data-dir DIR --word-count-threshold 1``.
 * ``README.txt`` in ``DIR`` saying what the tree is and how to prepare it.
 
 **Answers and the vocabulary threshold.** Questions are picked from a larger pool of plausible
@@ -37,6 +43,10 @@ Example:
     >>> for name in sorted(files):
     ...     print(name)
     README.txt
+    raw/coco/annotations/instances_train2014.json
+    raw/coco/annotations/instances_val2014.json
+    raw/coco/dataset_coco.json
+    raw/coco/split_robust_coco.json
     raw/features/trainval_36/trainval_resnet101_faster_rcnn_genome_36.tsv
     raw/glove/glove.6B.300d.txt
     raw/vqa_v2/v2_OpenEnded_mscoco_train2014_questions.json
@@ -63,6 +73,7 @@ import numpy as np
 
 from hint_lightning.data.cp_split import make_cp_split, question_concepts
 from hint_lightning.data.text import tokenize
+from hint_lightning.testing.coco_files import FIXTURE_WORD_COUNT_THRESHOLD, write_coco_files
 from hint_lightning.testing.tsv import (
     BottomUpImage,
     random_bottom_up_images,
@@ -104,6 +115,8 @@ _ADAPTIVE_FILES: Final = (
     "karpathy_test_resnet101_faster_rcnn_genome.tsv",
 )
 _TSV_36: Final = "trainval_resnet101_faster_rcnn_genome_36.tsv"
+_COCO_STREAM: Final = 2014
+"""Extra seed word of the COCO files' random stream (independent of the VQA files')."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +284,15 @@ def _readme(data_dir: Path, facts: Mapping[str, Any]) -> str:
         f"{{dim}}\n"
         f"  python -m hint_lightning.prepare vqa_v2 --data-dir {{d}} --min-answer-count {{m}}"
         f"{{dim}}{adaptive}\n"
-    ).format(d=data_dir, m=FIXTURE_MIN_ANSWER_COUNT, dim=dim)
+    ).format(d=data_dir, m=FIXTURE_MIN_ANSWER_COUNT, dim=dim) + (
+        "\nCOCO captioning files (raw/coco/: Karpathy split, instances, a robust split for\n"
+        "these random image ids) for the same images; prepare them with a small vocabulary\n"
+        "threshold (the real data uses 5):\n"
+        f"  python -m hint_lightning.prepare coco --data-dir {data_dir} --word-count-threshold "
+        f"{FIXTURE_WORD_COUNT_THRESHOLD}{dim}\n"
+        if facts["coco"]
+        else ""
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,6 +406,7 @@ def write_fixture_tree(
     feature_dim: int = 2048,
     seed: int = 0,
     overwrite: bool = False,
+    coco: bool = True,
 ) -> dict[str, Path]:
     """Writes a tiny raw tree in exactly the raw layout and formats (see the module docstring).
 
@@ -402,6 +424,8 @@ def write_fixture_tree(
         seed: Seed of every random choice (the tree is a function of the arguments).
         overwrite: Write even if ``raw/`` already holds files (files of the same names are
             replaced, others are left).
+        coco: Also write the COCO captioning files of the same images (``raw/coco/``; the
+            VQA files do not change).
 
     Returns:
         Every written file: path relative to ``data_dir`` (posix) -> absolute path.
@@ -418,10 +442,10 @@ def write_fixture_tree(
 
     images = _images(num_images, feature_dim, rng)
     image_ids = [image[0] for image in images]
-    coco = {i: "val2014" if n % 3 == 2 else "train2014" for n, i in enumerate(image_ids)}
+    subtype_of = {i: "val2014" if n % 3 == 2 else "train2014" for n, i in enumerate(image_ids)}
     questions, annotations = _select_examples(image_ids, questions_per_image, seeds[0])
     by_coco = {
-        subtype: [n for n, q in enumerate(questions) if coco[q["image_id"]] == subtype]
+        subtype: [n for n, q in enumerate(questions) if subtype_of[q["image_id"]] == subtype]
         for subtype in ("train2014", "val2014")
     }
     cp = dict(zip(("train", "test"), _vqacp_split(questions, annotations, seed), strict=True))
@@ -430,7 +454,7 @@ def write_fixture_tree(
         part: [
             q["question_id"]
             for q in map(questions.__getitem__, with_maps)
-            if coco[q["image_id"]] == subtype
+            if subtype_of[q["image_id"]] == subtype
         ]
         for part, subtype in (("train", "train2014"), ("val", "val2014"))
     }
@@ -439,22 +463,26 @@ def write_fixture_tree(
     written = [
         *_write_features(raw, images, adaptive, rng),
         *_write_vqa_v2(raw, questions, annotations, by_coco),
-        *_write_vqacp(raw, questions, annotations, cp, coco),
+        *_write_vqacp(raw, questions, annotations, cp, subtype_of),
         *_write_hat(raw, hat_ids, unmatched, seeds[1]),
         write_glove(raw / "glove/glove.6B.300d.txt", _glove_vectors(questions, rng)),
     ]
+    if coco:
+        coco_seed = int(np.random.default_rng([seed, _COCO_STREAM]).integers(2**31))
+        written += write_coco_files(raw, images, subtype_of, coco_seed)
     facts = {
         "seed": seed,
         "images": num_images,
         "feature_dim": feature_dim,
         "adaptive": adaptive,
-        "train2014": sum(s == "train2014" for s in coco.values()),
-        "val2014": sum(s == "val2014" for s in coco.values()),
+        "train2014": sum(s == "train2014" for s in subtype_of.values()),
+        "val2014": sum(s == "val2014" for s in subtype_of.values()),
         "questions": len(questions),
         "cp_train": len(cp["train"]),
         "cp_test": len(cp["test"]),
         "hat": len(with_maps),
         "unmatched": len(unmatched),
+        "coco": coco,
     }
     written.append(write_text(data_dir / "README.txt", _readme(data_dir, facts)))
     return {path.relative_to(data_dir).as_posix(): path for path in written}

@@ -1,0 +1,522 @@
+"""Raw COCO downloads -> every prepared file of a captioning experiment, skipping what is
+up to date: ``python -m hint_lightning.prepare coco --data-dir DIR``.
+
+Raw inputs (under ``DIR/raw/``, each as distributed)::
+
+    coco/dataset_coco.json                         Karpathy split (caption_datasets.zip)
+    coco/annotations/instances_train2014.json      COCO 2014 instances
+    coco/annotations/instances_val2014.json
+    coco/split_robust_coco.json                    optional: replaces the shipped robust split
+    features/<name>/*.tsv                          bottom-up features (or, without them, an
+                                                   existing prepared/features/<name>.h5)
+
+Prepared layout (under ``DIR/prepared/``; every file is written to a temporary name and
+renamed, and trusted only once its ledger entry is written, exactly like the VQA outputs: see
+:mod:`hint_lightning.prepare.pipeline` and :mod:`hint_lightning.prepare.state`)::
+
+    features/<name>.h5                 the FeatureStore the VQA commands build (built here the
+                                       same way when missing or out of date)
+    coco/<family>/vocab.json           JSON list: <pad>=0, <bos>=1, <eos>=2, <unk>=3, then the
+                                       tokens seen more than 5 times in the family's training
+                                       captions (karpathy: train + restval; robust: train ids)
+    coco/<family>/<split>.h5           caption store of split train / val / test
+                                       (hint_lightning.prepare.coco_captions)
+    coco/<family>/<split>_references.json   COCO-format references of every image of val and
+                                       test (robust test: all 9,138 ids, whichever COCO 2014
+                                       part the image comes from)
+    coco/importance.h5                 visual-word human importance per (image, category)
+                                       (hint_lightning.prepare.coco_masks)
+    coco/coco_report.json              empty captions (skipped; listed with their image ids),
+                                       images without captions, split sizes, robust split source
+
+``<family>`` is ``karpathy`` or ``robust`` (:mod:`hint_lightning.prepare.coco_splits`). Each
+folder keeps its own ledger ``prepare_state.json``.
+
+What each output is built from (a change rebuilds it; prepared inputs count by content):
+
+============================  ==============================================================
+output                        built from (options)
+============================  ==============================================================
+<family>/vocab.json           dataset_coco.json, the robust split (robust) (threshold)
+<family>/<split>.h5           dataset_coco.json, the robust split (robust), vocab.json, the
+                              feature store's image ids, the visual-word mapping (duplicates)
+<family>/<split>_references   dataset_coco.json, the robust split (robust)
+importance.h5                 both instances files, the feature store's boxes and sizes
+coco_report.json              dataset_coco.json, the robust split
+============================  ==============================================================
+
+Errors (``ValueError``, exit status 1 on the command line) name the file and the id: an image
+of the Karpathy file without features (image id, Karpathy file, feature store), an annotation
+with an unknown category id, a malformed segmentation (annotation id and image id), a robust
+id that is not in the Karpathy file. Missing raw files raise
+:class:`~hint_lightning.prepare.layout.MissingRawFilesError` (exit status 2) listing them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+import h5py
+from rich.console import Console
+from rich.markup import escape
+
+from hint_lightning.data.feature_store import FeatureStore
+from hint_lightning.data.visual_words import (
+    Duplicates,
+    VisualWords,
+    load_visual_words,
+    read_visual_words_text,
+)
+from hint_lightning.prepare.coco_captions import (
+    CAPTION_STORE_VERSION,
+    MAX_WORDS,
+    WORD_COUNT_THRESHOLD,
+    build_caption_vocab,
+    caption_references,
+    check_features,
+    empty_captions,
+    write_caption_store,
+    write_references,
+)
+from hint_lightning.prepare.coco_masks import (
+    COCO_IMPORTANCE_VERSION,
+    write_visual_word_importance,
+)
+from hint_lightning.prepare.coco_splits import (
+    KarpathyImage,
+    RobustSplit,
+    family_splits,
+    load_karpathy,
+    load_robust_split,
+)
+from hint_lightning.prepare.layout import (
+    COCO_FAMILIES,
+    COCO_REFERENCE_SPLITS,
+    COCO_SPLITS,
+    DataLayout,
+    require_raw,
+)
+from hint_lightning.prepare.pipeline import (
+    GEOMETRY_DATASETS,
+    _default_console,
+    _feature_step,
+    _finish,
+    _Run,
+)
+from hint_lightning.prepare.state import BuildLedger, file_digest, h5_digest
+from hint_lightning.prepare.summary import OutputRecord, PrepareReport, Status
+from hint_lightning.prepare.vqa_questions import describe_sources
+from hint_lightning.utils.io import write_json
+
+__all__ = [
+    "COCO_REPORT_VERSION",
+    "REFERENCES_VERSION",
+    "VOCAB_VERSION",
+    "coco_output_counts",
+    "prepare_coco",
+]
+
+VOCAB_VERSION: Final = 1
+REFERENCES_VERSION: Final = 1
+COCO_REPORT_VERSION: Final = 1
+_MAX_REPORTED: Final = 5
+"""Empty captions named on the console (the report file lists all)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The report: counts of the COCO outputs.
+# --------------------------------------------------------------------------------------------
+
+
+def coco_output_counts(path: Path) -> dict[str, int]:
+    """What a prepared COCO file holds (for the summary table).
+
+    Returns:
+        Caption store: ``images``, ``captions``; importance store: ``images``, ``rows``;
+        vocabulary: ``tokens``; references: ``images``, ``references``; report:
+        ``empty_captions``.
+    """
+    if path.suffix == ".h5":
+        with h5py.File(path, "r") as handle:
+            if "index_offsets" in handle:
+                return {
+                    "images": int(handle["index_image_ids"].shape[0]),
+                    "rows": int(handle["image_id"].shape[0]),
+                }
+            return {
+                "images": int(handle["image_ids"].shape[0]),
+                "captions": int(handle["captions"].shape[0]),
+            }
+    payload = json.loads(path.read_text())
+    if path.name == "vocab.json":
+        return {"tokens": len(payload)}
+    if path.name.endswith("_references.json"):
+        return {"images": len(payload["images"]), "references": len(payload["annotations"])}
+    if path.name == "coco_report.json":
+        return {"empty_captions": int(payload["empty_captions"]["count"])}
+    return {}
+
+
+class _CocoReport(PrepareReport):
+    """A :class:`PrepareReport` that also knows how to count the COCO outputs."""
+
+    def add(self, path: Path, status: Status, seconds: float | None = None) -> None:
+        """Records an output (COCO outputs counted by :func:`coco_output_counts`)."""
+        coco = self.prepared / "coco"
+        if not (path.is_relative_to(coco) and status != "absent" and path.is_file()):
+            super().add(path, status, seconds)
+            return
+        self.outputs[self.name(path)] = OutputRecord(
+            path=path,
+            status=status,
+            seconds=None if seconds is None else round(seconds, 3),
+            counts=coco_output_counts(path),
+            size=path.stat().st_size,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs read once per run (only when a step is built).
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Inputs:
+    """The raw inputs of a COCO run, read on first use.
+
+    Attributes:
+        layout: The data folder's paths.
+        robust: The robust split (the raw override when present, else the shipped one).
+        duplicates: The visual-word duplicates policy.
+    """
+
+    layout: DataLayout
+    robust: RobustSplit
+    duplicates: Duplicates
+    _images: list[KarpathyImage] | None = None
+    _splits: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+
+    @property
+    def karpathy_path(self) -> Path:
+        """``raw/coco/dataset_coco.json``."""
+        return self.layout.karpathy_file().path
+
+    def images(self, run: _Run) -> list[KarpathyImage]:
+        """The Karpathy file's images."""
+        if self._images is None:
+            with run.status(f"reading {self.karpathy_path.name}"):
+                self._images = load_karpathy(self.karpathy_path)
+        return self._images
+
+    def splits(self, run: _Run, family: str) -> dict[str, list[int]]:
+        """The positions of each split's images in :meth:`images`."""
+        if family not in self._splits:
+            self._splits[family] = family_splits(
+                self.images(run), family, self.robust, self.karpathy_path
+            )
+        return self._splits[family]
+
+    def visual_words(self) -> VisualWords:
+        """The visual-word mapping."""
+        return load_visual_words(self.duplicates)
+
+    def stamp(self, family: str | None) -> dict[str, Any]:
+        """What every caption output of ``family`` depends on (None: both families)."""
+        stamp: dict[str, Any] = {"karpathy": describe_sources([self.karpathy_path])}
+        if family != "karpathy":
+            stamp["robust_split"] = self.robust.sha256
+        return stamp
+
+
+def _robust_split(layout: DataLayout) -> RobustSplit:
+    """The raw override when present, else the shipped robust split."""
+    override = layout.robust_split_override()
+    if not override.is_file():
+        return load_robust_split()
+    return replace(load_robust_split(override), source=layout.relative(override))
+
+
+# --------------------------------------------------------------------------------------------
+# Steps.
+# --------------------------------------------------------------------------------------------
+
+
+def _features(run: _Run, float16: bool, feature_dim: int) -> Path:
+    """The feature store: built from the TSVs when they are there (skipped when up to date),
+    else the existing store as is."""
+    layout = run.layout
+    store = layout.feature_store(run.features)
+    if layout.feature_tsvs(run.features):
+        _feature_step(run, float16, feature_dim)
+    else:
+        run.console.print(
+            f"[dim]use    {run.report.name(store)} (no TSVs under "
+            f"{escape(layout.relative(layout.feature_folder(run.features)))}/)[/]"
+        )
+        run.report.add(store, "skipped")
+    return store
+
+
+def _vocab_step(run: _Run, inputs: _Inputs, family: str, threshold: int) -> None:
+    """``<family>/vocab.json`` from the family's training captions."""
+    out = run.layout.coco_vocab(family)
+    stamp = {**inputs.stamp(family), "threshold": threshold, "format_version": VOCAB_VERSION}
+
+    def build() -> None:
+        images = inputs.images(run)
+        train = inputs.splits(run, family)["train"]
+        captions = (s.tokens for p in train for s in images[p].sentences)
+        vocab = build_caption_vocab(captions, threshold)
+        write_json(out, vocab, indent=0)
+        run.console.print(f"       {len(vocab):,} tokens (count > {threshold}, with 4 specials)")
+
+    run.step(BuildLedger(out.parent), out, stamp, build)
+
+
+def _caption_step(
+    run: _Run, inputs: _Inputs, family: str, split: str, store_path: Path, image_ids: str
+) -> None:
+    """``<family>/<split>.h5`` after checking that every image has features."""
+    layout = run.layout
+    vocab_path = layout.coco_vocab(family)
+    out = layout.coco_captions(family, split)
+    stamp = {
+        **inputs.stamp(family),
+        "vocab": file_digest(vocab_path),
+        "images": image_ids,
+        "feature_store": run.features,
+        "max_words": MAX_WORDS,
+        "visual_words": hashlib.sha256(read_visual_words_text().encode()).hexdigest(),
+        "duplicates": inputs.duplicates,
+        "format_version": CAPTION_STORE_VERSION,
+    }
+
+    def build() -> None:
+        images = inputs.images(run)
+        positions = inputs.splits(run, family)[split]
+        with FeatureStore(store_path) as store:
+            check_features(
+                [images[p].cocoid for p in positions],
+                store.image_ids,
+                inputs.karpathy_path,
+                store_path,
+            )
+        stats = write_caption_store(
+            out,
+            images,
+            positions,
+            json.loads(vocab_path.read_text()),
+            inputs.visual_words(),
+            attrs={
+                "family": family,
+                "split": split,
+                "feature_store": run.features,
+                "visual_word_duplicates": inputs.duplicates,
+                "sources": json.dumps(
+                    {"karpathy": inputs.karpathy_path.name}
+                    | ({"robust_split": inputs.robust.source} if family == "robust" else {})
+                ),
+            },
+        )
+        run.console.print(
+            f"       {stats['captions']:,} captions of {stats['images']:,} images, "
+            f"{stats['visual_words']:,} visual words"
+        )
+
+    run.step(BuildLedger(out.parent), out, stamp, build)
+
+
+def _references_step(run: _Run, inputs: _Inputs, family: str, split: str) -> None:
+    """``<family>/<split>_references.json`` for every image of the split."""
+    out = run.layout.coco_references(family, split)
+    stamp = {**inputs.stamp(family), "format_version": REFERENCES_VERSION}
+
+    def build() -> None:
+        positions = inputs.splits(run, family)[split]
+        references = caption_references(
+            inputs.images(run), positions, f"hint-lightning COCO {family} {split} references"
+        )
+        write_references(out, references)
+        run.console.print(
+            f"       {len(references['annotations']):,} references of "
+            f"{len(references['images']):,} images"
+        )
+
+    run.step(BuildLedger(out.parent), out, stamp, build)
+
+
+def _importance_step(run: _Run, store_path: Path) -> None:
+    """``importance.h5`` from both instances files and the feature store's boxes."""
+    layout = run.layout
+    instances = [layout.coco_instances(s).path for s in ("train2014", "val2014")]
+    out = layout.coco_importance()
+    stamp = {
+        "instances": describe_sources(instances),
+        "boxes": h5_digest(store_path, GEOMETRY_DATASETS),
+        "feature_store": run.features,
+        "format_version": COCO_IMPORTANCE_VERSION,
+    }
+
+    def build() -> None:
+        with FeatureStore(store_path) as store:
+            stats = write_visual_word_importance(
+                out,
+                instances,
+                store,
+                attrs={
+                    "feature_store": run.features,
+                    "sources": json.dumps(describe_sources(instances)),
+                },
+                progress=run.progress,
+            )
+        run.console.print(
+            f"       {stats['rows']:,} (image, category) rows of {stats['images']:,} images"
+        )
+        if stats["images_without_features"]:
+            run.console.print(
+                "[yellow]       annotated images without features (skipped): "
+                f"{stats['images_without_features']}[/]"
+            )
+        if stats["size_mismatch"]:
+            run.console.print(
+                f"[yellow]       {stats['size_mismatch']:,} images whose feature-store size "
+                "differs from the instances file (boxes scaled; ids in the size_mismatch "
+                "attribute)[/]"
+            )
+
+    run.step(BuildLedger(out.parent), out, stamp, build)
+
+
+def _report_payload(run: _Run, inputs: _Inputs) -> dict[str, Any]:
+    """The content of ``coco_report.json``."""
+    images = inputs.images(run)
+    empty = empty_captions(images)
+    splits = {
+        family: {
+            split: {
+                "images": len(positions),
+                "captions": sum(1 for p in positions for s in images[p].sentences if s.tokens),
+            }
+            for split, positions in inputs.splits(run, family).items()
+        }
+        for family in COCO_FAMILIES
+    }
+    in_robust = {p for positions in inputs.splits(run, "robust").values() for p in positions}
+    return {
+        "version": COCO_REPORT_VERSION,
+        "karpathy_file": run.layout.relative(inputs.karpathy_path),
+        "robust_split": {"source": inputs.robust.source, "sha256": inputs.robust.sha256},
+        "images": len(images),
+        "captions": sum(len(image.sentences) for image in images),
+        "empty_captions": {"count": len(empty), "captions": empty},
+        "images_without_captions": [
+            image.cocoid for image in images if not any(s.tokens for s in image.sentences)
+        ],
+        "robust_rest": len(images) - len(in_robust),
+        "splits": splits,
+    }
+
+
+def _report_step(run: _Run, inputs: _Inputs) -> None:
+    """``coco_report.json``; its summary is printed whether built or skipped."""
+    out = run.layout.coco_report()
+    stamp = {**inputs.stamp(None), "format_version": COCO_REPORT_VERSION}
+
+    def build() -> None:
+        write_json(out, _report_payload(run, inputs))
+
+    run.step(BuildLedger(out.parent), out, stamp, build)
+    report = json.loads(out.read_text())
+    empty = report["empty_captions"]
+    run.report.notes["empty_captions"] = empty["count"]
+    run.report.notes["robust_split"] = report["robust_split"]["source"]
+    if empty["count"]:
+        shown = ", ".join(str(c["image_id"]) for c in empty["captions"][:_MAX_REPORTED])
+        more = " ..." if empty["count"] > _MAX_REPORTED else ""
+        run.console.print(
+            f"{empty['count']:,} empty caption(s) skipped (images {shown}{more}; all listed in "
+            f"{run.report.name(out)})",
+            soft_wrap=True,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Public API.
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_coco(
+    data_dir: str | os.PathLike[str],
+    *,
+    features: str = "trainval_36",
+    float16: bool = False,
+    feature_dim: int = 2048,
+    word_count_threshold: int = WORD_COUNT_THRESHOLD,
+    duplicates: Duplicates = "last",
+    force: bool = False,
+    progress: bool = True,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Everything the captioning experiments need, skipping what is up to date.
+
+    Checks first that every needed raw file is there (one error lists all missing ones), then
+    builds (or skips) the feature store, per split family the vocabulary, the caption stores
+    and the references, the visual-word importance store and the report (module docstring),
+    and prints a summary table.
+
+    Args:
+        data_dir: The data folder (``raw/`` inside; ``prepared/`` is written).
+        features: ``"trainval_36"`` or ``"trainval_adaptive"``.
+        float16: Store features as float16 (when the feature store is built here).
+        feature_dim: D, floats per proposal in the TSVs.
+        word_count_threshold: Tokens seen more than this many times in the training captions
+            enter the vocabulary (5).
+        duplicates: Visual words listed under two categories: ``"last"`` (NBT) or
+            ``"exclude"`` (:mod:`hint_lightning.data.visual_words`).
+        force: Rebuild every output.
+        progress: Show progress bars.
+        console: Where messages and the summary go (default: stdout).
+
+    Returns:
+        ``{"dataset": "coco", "data_dir", "built", "skipped", "absent", "outputs",
+        "empty_captions": int, "robust_split": str, "seconds"}``; output names are relative to
+        ``prepared/`` (``"coco/robust/test_references.json"``).
+
+    Raises:
+        MissingRawFilesError: Listing every missing raw file and where it is distributed (the
+            TSVs only when the feature store is missing too).
+        ValueError: For malformed raw files, naming the file and the image or annotation id.
+    """
+    layout = DataLayout(data_dir)
+    store_path = layout.feature_store(features)  # validates the variant name
+    report = _CocoReport(layout.data_dir, layout.prepared, "coco")
+    run = _Run(layout, features, force, progress, console or _default_console(), report)
+    needed = layout.coco_files()
+    if not store_path.is_file():
+        needed += layout.feature_files(features)
+    require_raw(needed, layout.data_dir, "coco")
+    inputs = _Inputs(layout, _robust_split(layout), duplicates)
+    run.console.print(
+        f"[bold]Preparing coco[/] in {escape(str(layout.data_dir))} (features {features}, "
+        f"robust split {escape(inputs.robust.source)}, word count > {word_count_threshold}, "
+        f"visual-word duplicates {duplicates}{', force' if force else ''})",
+        soft_wrap=True,
+    )
+    started = time.perf_counter()
+    _features(run, float16, feature_dim)
+    image_ids = h5_digest(store_path, ("image_ids",))
+    for family in COCO_FAMILIES:
+        _vocab_step(run, inputs, family, word_count_threshold)
+        for split in COCO_SPLITS:
+            _caption_step(run, inputs, family, split, store_path, image_ids)
+        for split in COCO_REFERENCE_SPLITS:
+            _references_step(run, inputs, family, split)
+    _importance_step(run, store_path)
+    _report_step(run, inputs)
+    return _finish(run, "Prepared coco", started)

@@ -1,0 +1,495 @@
+"""COCO instance segmentations -> human importance of every proposal for each category.
+
+For captioning, HINT takes the segmentation of the category that a visual word names as the
+human attention map (Selvaraju et al. 2019, section 3.1). Per image and per category with at
+least one instance in the image, the map is the union of the category's instance masks
+(crowd regions included), rasterized at the image's size with pycocotools exactly as
+``COCO.annToMask`` does: polygons through ``frPyObjects`` (all rings of an instance),
+uncompressed RLE (``{"counts": [int], "size": [h, w]}``, the crowd annotations of the
+instances files) through ``frPyObjects``, compressed RLE (``counts`` a string) as is. The
+importance of each proposal is :func:`hint_lightning.data.importance.proposal_importance` of
+that binary map against the image's boxes from the feature store.
+
+Validation (:func:`segmentation_problem`; errors name the file, the annotation id and the image
+id): a polygon list must be non-empty and each ring a list of finite numbers of even length at
+least 4; a ring of exactly 4 numbers (two points, no area) is dropped (pycocotools would read
+it as a box) and counted; an RLE's ``size`` must be the image's ``[height, width]``, its counts
+non-negative integers that sum to ``height * width`` (checked before pycocotools decodes them:
+its decoder does not bound-check). Category ids must be among the 80 COCO ids, and the file's
+``categories`` must be the official ones (id and name), which is what makes line ``i`` of the
+visual-word mapping category ``COCO_CATEGORY_IDS[i]``.
+
+When the feature store's image size differs from the instances file's, the boxes are scaled to
+the instances size (the ids are listed in the store's ``size_mismatch`` attribute; the real
+files agree).
+
+Importance store (:func:`write_visual_word_importance`, HDF5, ``K`` rows sorted by image id
+then category id, ``I`` images, ``M`` = the feature store's ``max_boxes``)::
+
+    image_id [K] int64, category_id [K] int16,
+    importance [K, M] float32   proposal order of the feature store, 0 beyond num_boxes
+    num_boxes [K] int32, mask_area [K] int64 (pixels in the union mask)
+    index_image_ids [I] int64   sorted; image index_image_ids[i] owns rows
+    index_offsets [I + 1] int64 index_offsets[i]:index_offsets[i + 1]
+    attrs: format_version, feature_store, max_boxes, sources (JSON), size_mismatch (JSON list
+           of image ids), images_without_features (JSON list), dropped_rings
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import h5py
+import numpy as np
+from pycocotools import mask as mask_utils
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hint_lightning.data.importance import proposal_importance
+from hint_lightning.data.visual_words import COCO_CATEGORIES_BY_ID, COCO_CATEGORY_IDS
+from hint_lightning.prepare.vqa_hat import FeatureBoxes
+from hint_lightning.utils.io import atomic_path
+
+__all__ = [
+    "COCO_IMPORTANCE_VERSION",
+    "InstancesFile",
+    "category_masks",
+    "load_instances",
+    "rle_string_counts",
+    "segmentation_problem",
+    "segmentation_rles",
+    "write_visual_word_importance",
+]
+
+COCO_IMPORTANCE_VERSION: Final = 1
+"""``format_version`` of the visual-word importance store."""
+_CHUNK_ROWS: Final = 256
+_PYCOCOTOOLS_NUMPY2: Final = "__array__ implementation doesn't accept a copy keyword"
+"""The warning pycocotools' decoder gives under numpy 2 (harmless)."""
+_MAX_LISTED: Final = 20
+
+
+def rle_string_counts(counts: str | bytes) -> list[int]:
+    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``).
+
+    Each count is a little-endian sequence of 6-bit characters (``chr(48 + c)``; bit 5 means
+    "more follows", bit 4 of the last one is the sign), and from the third count on it is a
+    difference to the count two places before.
+
+    Args:
+        counts: The ``counts`` string.
+
+    Returns:
+        The counts (may be negative for a malformed string: callers check).
+
+    Raises:
+        ValueError: For a character outside ``0``..``o`` or a truncated last count.
+
+    Example:
+        >>> from pycocotools import mask as mask_utils
+        >>> grid = np.zeros((4, 5), dtype=np.uint8, order="F")
+        >>> grid[1:3, 2:4] = 1
+        >>> rle_string_counts(mask_utils.encode(grid)["counts"])
+        [9, 2, 2, 2, 5]
+    """
+    data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    values: list[int] = []
+    position = 0
+    while position < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(data):
+                raise ValueError("truncated RLE string")
+            code = data[position] - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"invalid RLE character {chr(data[position])!r}")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value -= 1 << shift
+        if len(values) > 2:
+            value += values[-2]
+        values.append(value)
+    return values
+
+
+def _is_number(value: object) -> bool:
+    """A finite JSON number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _polygon_problem(rings: list[Any]) -> str | None:
+    """What is wrong with a polygon list (None when it can be rasterized)."""
+    if not rings:
+        return "an empty polygon list"
+    for index, ring in enumerate(rings):
+        if not isinstance(ring, list) or not all(_is_number(v) for v in ring):
+            return f"polygon {index} is not a list of finite numbers"
+        if len(ring) % 2 or len(ring) < 4:
+            return (
+                f"polygon {index} has {len(ring)} coordinates (expected an even number, at least 6)"
+            )
+    return None
+
+
+def _rle_problem(rle: Mapping[str, Any], height: int, width: int) -> str | None:
+    """What is wrong with an RLE (None when it can be decoded)."""
+    size, counts = rle.get("size"), rle.get("counts")
+    if not isinstance(size, list) or len(size) != 2 or [*size] != [height, width]:
+        return f"RLE size {size!r} is not the image's [height, width] [{height}, {width}]"
+    if isinstance(counts, list):
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+            return "RLE counts are not integers"
+        values = counts
+    elif isinstance(counts, str | bytes):
+        try:
+            values = rle_string_counts(counts)
+        except ValueError as error:
+            return f"compressed RLE counts cannot be read ({error})"
+    else:
+        return "RLE counts are neither a list nor a string"
+    if any(c < 0 for c in values):
+        return "RLE counts are negative"
+    if sum(values) != height * width:
+        return f"RLE counts sum to {sum(values)}, not height * width = {height * width}"
+    return None
+
+
+def segmentation_problem(segmentation: object, height: int, width: int) -> str | None:
+    """What is wrong with an annotation's ``segmentation`` (None when it is fine).
+
+    Args:
+        segmentation: Polygons (list of lists of numbers) or an RLE dict.
+        height: The image's height in pixels.
+        width: The image's width in pixels.
+
+    Returns:
+        A description of the problem, or None.
+
+    Example:
+        >>> segmentation_problem([[0, 0, 4, 0, 4, 4]], 8, 8) is None
+        True
+        >>> segmentation_problem([[0, 0, 4, 0, 4]], 8, 8)
+        'polygon 0 has 5 coordinates (expected an even number, at least 6)'
+    """
+    if isinstance(segmentation, list):
+        return _polygon_problem(segmentation)
+    if isinstance(segmentation, dict):
+        return _rle_problem(segmentation, height, width)
+    return f"segmentation of type {type(segmentation).__name__} (expected polygons or an RLE)"
+
+
+def segmentation_rles(
+    segmentation: Any, height: int, width: int
+) -> tuple[list[dict[str, Any]], int]:
+    """An annotation's segmentation as compressed RLEs (as ``COCO.annToRLE``).
+
+    Args:
+        segmentation: A valid segmentation (:func:`segmentation_problem` returned None).
+        height: Image height.
+        width: Image width.
+
+    Returns:
+        ``(rles, dropped)``: the RLEs to merge (one per polygon ring, or one) and the number of
+        two-point rings dropped.
+    """
+    if isinstance(segmentation, list):
+        rings = [[float(v) for v in ring] for ring in segmentation if len(ring) >= 6]
+        dropped = len(segmentation) - len(rings)
+        return (mask_utils.frPyObjects(rings, height, width) if rings else []), dropped
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        return [mask_utils.frPyObjects(segmentation, height, width)], 0
+    data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    return [{"size": [height, width], "counts": data}], 0
+
+
+def category_masks(
+    annotations: Sequence[Mapping[str, Any]], height: int, width: int
+) -> tuple[dict[int, np.ndarray], int]:
+    """The union mask of each category's instances in one image.
+
+    Args:
+        annotations: The image's (validated) annotations.
+        height: Image height H.
+        width: Image width W.
+
+    Returns:
+        ``({category_id: [H, W] uint8 0/1}, dropped rings)``, categories sorted.
+    """
+    rles: dict[int, list[dict[str, Any]]] = {}
+    dropped = 0
+    for annotation in annotations:
+        parts, lost = segmentation_rles(annotation["segmentation"], height, width)
+        rles.setdefault(int(annotation["category_id"]), []).extend(parts)
+        dropped += lost
+    masks = {}
+    for category_id in sorted(rles):
+        parts = rles[category_id]
+        if parts:
+            masks[category_id] = _decode(mask_utils.merge(parts, intersect=False))
+        else:
+            masks[category_id] = np.zeros((height, width), dtype=np.uint8)
+    return masks, dropped
+
+
+def _decode(rle: Mapping[str, Any]) -> np.ndarray:
+    """``mask_utils.decode`` without its numpy-2 ``__array__`` DeprecationWarning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _PYCOCOTOOLS_NUMPY2, DeprecationWarning)
+        return mask_utils.decode(rle)
+
+
+@dataclass
+class InstancesFile:
+    """The parts of an ``instances_*.json`` the importance needs.
+
+    Attributes:
+        path: The file.
+        sizes: Image id -> ``(height, width)``.
+        annotations: Image id -> its annotations (``id``, ``category_id``, ``segmentation``).
+    """
+
+    path: Path
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    annotations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _check_categories(categories: object, path: Path) -> None:
+    """The file's categories must be the official ones (id and name)."""
+    if not isinstance(categories, list):
+        raise ValueError(f"{path}: no 'categories' list")
+    for category in categories:
+        official = COCO_CATEGORIES_BY_ID.get(
+            category.get("id") if isinstance(category, dict) else None
+        )
+        if official is None or category.get("name") != official[1]:
+            raise ValueError(
+                f"{path}: category {category!r} is not one of the 80 COCO categories (the "
+                "visual-word mapping is in COCO category order)"
+            )
+
+
+def _image_sizes(images: object, path: Path) -> dict[int, tuple[int, int]]:
+    """Image id -> (height, width)."""
+    if not isinstance(images, list):
+        raise ValueError(f"{path}: no 'images' list")
+    sizes = {}
+    for image in images:
+        valid = isinstance(image, dict) and all(
+            isinstance(image.get(k), int) and image[k] > (0 if k != "id" else -1)
+            for k in ("id", "height", "width")
+        )
+        if not valid:
+            raise ValueError(f"{path}: image entry {image!r} lacks an integer id, height or width")
+        sizes[int(image["id"])] = (int(image["height"]), int(image["width"]))
+    return sizes
+
+
+def _check_annotation(annotation: object, sizes: Mapping[int, tuple[int, int]], path: Path) -> None:
+    """Ids, image, category and segmentation of one annotation (errors name them)."""
+    if not isinstance(annotation, dict) or not isinstance(annotation.get("id"), int):
+        raise ValueError(f"{path}: annotation {annotation!r:.200} has no integer id")
+    ann_id, image_id = annotation["id"], annotation.get("image_id")
+    if image_id not in sizes:
+        raise ValueError(
+            f"{path}: annotation {ann_id} refers to image {image_id!r}, not in 'images'"
+        )
+    category_id = annotation.get("category_id")
+    if category_id not in COCO_CATEGORIES_BY_ID:
+        raise ValueError(
+            f"{path}: annotation {ann_id} of image {image_id} has the unknown category id "
+            f"{category_id!r} (the 80 COCO ids are {COCO_CATEGORY_IDS[0]}..{COCO_CATEGORY_IDS[-1]} "
+            "without 12, 26, 29, 30, 45, 66, 68, 69, 71, 83)"
+        )
+    problem = segmentation_problem(annotation.get("segmentation"), *sizes[image_id])
+    if problem is not None:
+        raise ValueError(
+            f"{path}: annotation {ann_id} of image {image_id} has a malformed segmentation: "
+            f"{problem}"
+        )
+
+
+def load_instances(path: str | os.PathLike[str]) -> InstancesFile:
+    """Reads and validates an ``instances_{train,val}2014.json`` file.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its image sizes and annotations grouped by image.
+
+    Raises:
+        ValueError: For unofficial categories, an annotation of an unknown image, an unknown
+            category id or a malformed segmentation (naming the file, annotation and image).
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        payload = json.load(handle)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} is not a COCO instances file")
+    _check_categories(payload.get("categories"), path)
+    result = InstancesFile(path, _image_sizes(payload.get("images"), path))
+    annotations = payload.get("annotations")
+    if not isinstance(annotations, list):
+        raise ValueError(f"{path}: no 'annotations' list")
+    for annotation in annotations:
+        _check_annotation(annotation, result.sizes, path)
+        result.annotations.setdefault(int(annotation["image_id"]), []).append(annotation)
+    return result
+
+
+@dataclass
+class _Rows:
+    """Importance rows collected so far."""
+
+    image_id: list[int] = field(default_factory=list)
+    category_id: list[int] = field(default_factory=list)
+    importance: list[np.ndarray] = field(default_factory=list)
+    num_boxes: list[int] = field(default_factory=list)
+    mask_area: list[int] = field(default_factory=list)
+    size_mismatch: list[int] = field(default_factory=list)
+    without_features: list[int] = field(default_factory=list)
+    dropped_rings: int = 0
+
+
+@contextmanager
+def _progress(enabled: bool, description: str, total: int) -> Iterator[Any]:
+    """``advance()`` of a rich bar (a no-op when disabled)."""
+    if not enabled:
+        yield lambda: None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    task = bar.add_task(description, total=total)
+    with bar:
+        yield lambda: bar.advance(task)
+
+
+def _image_rows(rows: _Rows, instances: InstancesFile, image_id: int, store: FeatureBoxes) -> None:
+    """Adds the rows of one image."""
+    height, width = instances.sizes[image_id]
+    boxes = np.asarray(store.boxes(image_id), dtype=np.float64)
+    store_width, store_height = store.image_size(image_id)
+    if (store_width, store_height) != (width, height):
+        scale = np.array([width / store_width, height / store_height] * 2)
+        boxes = boxes * scale
+        rows.size_mismatch.append(image_id)
+    masks, dropped = category_masks(instances.annotations[image_id], height, width)
+    rows.dropped_rings += dropped
+    for category_id, mask in masks.items():
+        values = np.zeros(store.max_boxes, dtype=np.float32)
+        values[: boxes.shape[0]] = proposal_importance(mask, boxes)
+        rows.image_id.append(image_id)
+        rows.category_id.append(category_id)
+        rows.importance.append(values)
+        rows.num_boxes.append(boxes.shape[0])
+        rows.mask_area.append(int(np.count_nonzero(mask)))
+
+
+def _collect(rows: _Rows, instances: InstancesFile, store: FeatureBoxes, progress: bool) -> None:
+    """Adds the rows of every annotated image of one instances file."""
+    image_ids = sorted(instances.annotations)
+    with _progress(progress, f"masks of {instances.path.name}", len(image_ids)) as advance:
+        for image_id in image_ids:
+            advance()
+            if image_id not in store:
+                rows.without_features.append(image_id)
+                continue
+            _image_rows(rows, instances, image_id, store)
+
+
+def _write(path: Path, rows: _Rows, max_boxes: int, attrs: Mapping[str, Any]) -> None:
+    """Writes the store atomically, rows sorted by image then category."""
+    image_ids = np.array(rows.image_id, dtype=np.int64)
+    category_ids = np.array(rows.category_id, dtype=np.int16)
+    order = np.lexsort((category_ids, image_ids))
+    image_ids, category_ids = image_ids[order], category_ids[order]
+    importance = (
+        np.stack(rows.importance)[order]
+        if rows.importance
+        else np.zeros((0, max_boxes), dtype=np.float32)
+    )
+    index_ids, starts = np.unique(image_ids, return_index=True)
+    offsets = np.append(starts, image_ids.shape[0]).astype(np.int64)
+    count = image_ids.shape[0]
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        handle.create_dataset("image_id", data=image_ids)
+        handle.create_dataset("category_id", data=category_ids)
+        handle.create_dataset(
+            "importance",
+            data=importance,
+            chunks=(max(1, min(_CHUNK_ROWS, count)), max(1, max_boxes)) if count else None,
+        )
+        handle.create_dataset("num_boxes", data=np.array(rows.num_boxes, np.int32)[order])
+        handle.create_dataset("mask_area", data=np.array(rows.mask_area, np.int64)[order])
+        handle.create_dataset("index_image_ids", data=index_ids.astype(np.int64))
+        handle.create_dataset("index_offsets", data=offsets)
+        handle.attrs["format_version"] = COCO_IMPORTANCE_VERSION
+        handle.attrs["max_boxes"] = max_boxes
+        handle.attrs["size_mismatch"] = json.dumps(sorted(rows.size_mismatch))
+        handle.attrs["images_without_features"] = json.dumps(sorted(rows.without_features))
+        handle.attrs["dropped_rings"] = rows.dropped_rings
+        for name, value in attrs.items():
+            handle.attrs[name] = value
+
+
+def write_visual_word_importance(
+    path: str | os.PathLike[str],
+    instance_paths: Sequence[str | os.PathLike[str]],
+    store: FeatureBoxes,
+    *,
+    attrs: Mapping[str, Any],
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Writes the visual-word importance store (layout: module docstring).
+
+    The instances files are read one at a time (the real train file takes gigabytes as Python
+    objects).
+
+    Args:
+        path: The ``.h5`` file.
+        instance_paths: ``instances_train2014.json``, ``instances_val2014.json``.
+        store: The feature store (boxes and image sizes).
+        attrs: Root attributes to add (feature_store, sources).
+        progress: Show progress bars.
+
+    Returns:
+        ``{"images", "rows", "size_mismatch", "images_without_features", "dropped_rings"}``.
+
+    Raises:
+        ValueError: From :func:`load_instances`, or for an image annotated in two files.
+    """
+    rows = _Rows()
+    owner: dict[int, Path] = {}
+    for instance_path in instance_paths:
+        instances = load_instances(instance_path)
+        twice = next((i for i in instances.annotations if i in owner), None)
+        if twice is not None:
+            raise ValueError(
+                f"image {twice} is annotated in both {owner[twice]} and {instances.path}"
+            )
+        owner.update(dict.fromkeys(instances.annotations, instances.path))
+        _collect(rows, instances, store, progress)
+        del instances
+    _write(Path(path), rows, store.max_boxes, attrs)
+    return {
+        "images": len(set(rows.image_id)),
+        "rows": len(rows.image_id),
+        "size_mismatch": len(rows.size_mismatch),
+        "images_without_features": rows.without_features[:_MAX_LISTED],
+        "dropped_rings": rows.dropped_rings,
+    }
