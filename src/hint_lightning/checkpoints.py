@@ -17,9 +17,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    # Our checkpoints hold plain containers besides tensors (the run config), so they need the
-    # full unpickler; only load checkpoints you trust (the same holds for every Lightning file).
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # Our checkpoints hold only tensors and plain containers (the run config, RNG states as
+    # tensors), so the safe loader suffices.
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:

@@ -84,7 +84,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         metrics.update(trainer.callback_metrics)
 
     checkpoint = trainer.checkpoint_callback
@@ -96,7 +96,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if wanted == "best" and not best:
             log.warning("No best checkpoint (no monitored metric): testing the last weights")
         trainer.test(
-            model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False, verbose=False
+            model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
         )
         metrics.update(trainer.callback_metrics)
         _write_test_outputs(trainer, model)

@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from hint_lightning.data.collate import VQACollate
+from hint_lightning.data.samplers import ResumableEpochSampler
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
@@ -78,11 +80,33 @@ class VQADataModuleBase(pl.LightningDataModule):
         self._device_batch_size = self.batch_size // world_size
         self._device_eval_batch_size = math.ceil(self.eval_batch_size / world_size)
 
+    def _training_sampler(self, dataset: Dataset) -> Sampler[int] | None:
+        """Single process: a :class:`ResumableEpochSampler` positioned where the trainer is.
+
+        After ``trainer.fit(ckpt_path=...)`` restored a checkpoint written mid-epoch, the
+        trainer's epoch and batch progress say which batches of the interrupted epoch were
+        already trained on; the sampler rebuilds that epoch's order and skips them. Under DDP
+        Lightning's distributed sampler is used (resumable at epoch boundaries).
+        """
+        if self._world_size() > 1:
+            return None
+        epoch, done = 0, 0
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            epoch = int(trainer.current_epoch)
+            done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        seed = int(torch.initial_seed() % 2**32)  # the run's seed after seed_everything
+        return ResumableEpochSampler(
+            len(dataset), seed, self.shuffle, start_epoch=epoch, skip=done * self._device_batch_size
+        )
+
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         """A DataLoader over ``split``; evaluation shards without repeats under DDP."""
         dataset = self._split_dataset(split)
-        sampler = None
-        if not shuffle and self._world_size() > 1 and dist.is_available() and dist.is_initialized():
+        sampler: Sampler[int] | None = None
+        if split == "train":
+            sampler = self._training_sampler(dataset)
+        elif self._world_size() > 1 and dist.is_available() and dist.is_initialized():
             sampler = UnpaddedDistributedSampler(dataset)
         return DataLoader(
             dataset,
@@ -93,6 +117,9 @@ class VQADataModuleBase(pl.LightningDataModule):
             collate_fn=VQACollate(self.info.num_answers),
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0 and split != "test",
+            # A private generator: creating an iterator must not draw from the global RNG, or a
+            # resumed run (which creates its iterators at another point) would drift.
+            generator=torch.Generator().manual_seed(torch.initial_seed() % 2**63),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -33,6 +33,7 @@ from hint_lightning.metrics.vqa_accuracy import VQAAccuracy
 from hint_lightning.modules.decision import get_decision_score
 from hint_lightning.modules.hint_mixin import HintMixin, evaluation_importance
 from hint_lightning.objectives.base import GroundingObjective
+from hint_lightning.utils.rng import restore_rng_state, rng_state
 
 CHECKPOINT_KEY = "hint_lightning"
 """Checkpoint entry holding the run's resolved config and the data info."""
@@ -290,11 +291,18 @@ class VQAModule(HintMixin, pl.LightningModule):
 
     # -------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the resolved run config and the data info, so evaluation needs only the file."""
+        """Store the run config, the data info (evaluation needs only the file) and RNG states."""
         checkpoint[CHECKPOINT_KEY] = {
             "config": self.run_config,
             "data_info": asdict(self.data_info),
+            "rng": rng_state(),
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the random generators, so a resumed run continues exactly (dropout...)."""
+        payload = checkpoint.get(CHECKPOINT_KEY) or {}
+        if payload.get("rng"):
+            restore_rng_state(payload["rng"])
 
 
 def _slug(answer_type: str) -> str:
