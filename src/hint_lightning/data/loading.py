@@ -9,7 +9,7 @@ count those questions twice in the metrics. Evaluation loaders therefore shard w
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytorch_lightning as pl
@@ -39,7 +39,7 @@ class UnpaddedDistributedSampler(DistributedSampler):
 
 
 class VQADataModuleBase(pl.LightningDataModule):
-    """Batch-size bookkeeping and DataLoaders shared by the VQA DataModules.
+    """Batch-size bookkeeping and DataLoaders shared by the DataModules (VQA and captioning).
 
     Subclasses set ``batch_size`` (global), ``eval_batch_size`` (global), ``num_workers``,
     ``pin_memory`` and ``info``, call :meth:`_set_batch_sizes` in ``setup`` and implement
@@ -58,6 +58,10 @@ class VQADataModuleBase(pl.LightningDataModule):
     def _split_dataset(self, split: str) -> Dataset:
         """The dataset of ``split`` (train, val or test)."""
         raise NotImplementedError
+
+    def _collate_fn(self) -> Callable[[list[Any]], Any]:
+        """How items become a batch (VQA: :class:`VQACollate`; captioning overrides it)."""
+        return VQACollate(self.info.num_answers)
 
     def _world_size(self) -> int:
         """The trainer's world size, or 1 without a trainer."""
@@ -114,7 +118,7 @@ class VQADataModuleBase(pl.LightningDataModule):
             shuffle=shuffle and sampler is None,
             sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=VQACollate(self.info.num_answers),
+            collate_fn=self._collate_fn(),
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0 and split != "test",
             # A private generator: creating an iterator must not draw from the global RNG, or a
