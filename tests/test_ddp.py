@@ -91,7 +91,8 @@ def test_two_processes_reach_the_parameters_of_one_process_with_hint(
     for key, value in runs["single"].items():
         # Stated tolerance: float32 sums in another order (per-rank means, then all-reduce),
         # well below the distance the 3 steps moved the weights.
-        torch.testing.assert_close(runs["ddp"][key], value, rtol=1e-3, atol=1e-4, msg=key)
+        # Stated tolerance: float32 sums in another order (per-rank means, then all-reduce).
+        torch.testing.assert_close(runs["ddp"][key], value, rtol=1e-4, atol=1e-6)
 
 
 def test_ddp_evaluation_counts_every_question_once(baseline_ckpt: Path, tmp_path: Path) -> None:

@@ -84,24 +84,28 @@ class VQADataModuleBase(pl.LightningDataModule):
         self._device_batch_size = self.batch_size // world_size
         self._device_eval_batch_size = math.ceil(self.eval_batch_size / world_size)
 
-    def _training_sampler(self, dataset: Dataset) -> Sampler[int] | None:
-        """Single process: a :class:`ResumableEpochSampler` positioned where the trainer is.
+    def _training_sampler(self, dataset: Dataset) -> Sampler[int]:
+        """A :class:`ResumableEpochSampler` positioned where the trainer is.
 
         After ``trainer.fit(ckpt_path=...)`` restored a checkpoint written mid-epoch, the
         trainer's epoch and batch progress say which batches of the interrupted epoch were
         already trained on; the sampler rebuilds that epoch's order and skips them. Under DDP
-        Lightning's distributed sampler is used (resumable at epoch boundaries).
+        each process takes its interleaved share of the same order.
         """
-        if self._world_size() > 1:
-            return None
-        epoch, done = 0, 0
+        epoch, done, rank = 0, 0, 0
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             epoch = int(trainer.current_epoch)
             done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
-        seed = int(torch.initial_seed() % 2**32)  # the run's seed after seed_everything
+            rank = int(trainer.global_rank)
         return ResumableEpochSampler(
-            len(dataset), seed, self.shuffle, start_epoch=epoch, skip=done * self._device_batch_size
+            len(dataset),
+            seed=int(torch.initial_seed() % 2**32),  # the run's seed after seed_everything
+            shuffle=self.shuffle,
+            start_epoch=epoch,
+            skip=done * self._device_batch_size,
+            num_replicas=self._world_size(),
+            rank=rank,
         )
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
