@@ -18,7 +18,6 @@ writes it as ``demo_results.json`` and ``demo_results.md`` in the output directo
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.train import train
 from hint_lightning.utils.io import write_json, write_text
-from hint_lightning.utils.report import format_value
+from hint_lightning.utils.report import (
+    format_mean_std,
+    format_value,
+    markdown_lines,
+    rich_table,
+    summarize,
+)
 
 
 @dataclass(frozen=True)
@@ -116,14 +120,6 @@ def run_demo(
     return {"seeds": list(seeds), "runs": per_run, "seconds": timings, "control": control}
 
 
-def summarize(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value); NaN for no values."""
-    if not values:
-        return float("nan"), float("nan")
-    mean = statistics.fmean(values)
-    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def paired_differences(results: dict[str, Any], key: str = "test/acc") -> dict[str, list[float]]:
     """Per seed, each run's ``key`` minus the control's (runs of one seed share a baseline).
 
@@ -160,34 +156,28 @@ def results_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(stat: dict[str, float], digits: int) -> str:
-    mean = format_value(stat["mean"], digits)
-    return mean if mean == "—" else f"{mean} ± {format_value(stat['std'], digits)}"
+def _cells(row: dict[str, Any]) -> list[str]:
+    """The mean ± std cells of one summary row, in :data:`COLUMNS` order."""
+    return [format_mean_std(row[key], digits) for key, _, digits in COLUMNS]
 
 
 def markdown_table(rows: list[dict[str, Any]], seeds: Sequence[int]) -> str:
     """The demo table as Markdown (mean ± std over the seeds)."""
     header = ["model", *[title for _, title, _ in COLUMNS], "time / seed (s)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [_cell(row[key], digits) for key, _, digits in COLUMNS]
-        lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {row['seconds']:.0f} |")
+    body = [[row["model"], *_cells(row), f"{row['seconds']:.0f}"] for row in rows]
     note = (
         f"\nMean ± std over seeds {', '.join(map(str, seeds))}; accuracy in percent. "
         "Δ: CP-test accuracy minus that of the λ=0 fine-tune of the same seed."
     )
-    return "\n".join(lines) + "\n" + note + "\n"
+    return "\n".join(markdown_lines(header, body)) + "\n" + note + "\n"
 
 
 def print_table(rows: list[dict[str, Any]], seeds: Sequence[int]) -> None:
     """Print the demo table to the console."""
-    table = Table(title=f"easy-VQA-CP demo (seeds {', '.join(map(str, seeds))})")
-    table.add_column("model")
-    for _, title, _ in COLUMNS:
-        table.add_column(title, justify="right")
-    for row in rows:
-        table.add_row(row["model"], *[_cell(row[key], d) for key, _, d in COLUMNS])
-    Console().print(table)
+    header = ["model", *[title for _, title, _ in COLUMNS]]
+    body = [[row["model"], *_cells(row)] for row in rows]
+    title = f"easy-VQA-CP demo (seeds {', '.join(map(str, seeds))})"
+    Console().print(rich_table(title, header, body))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -95,9 +95,11 @@ class VQADataModuleBase(pl.LightningDataModule):
         epoch, done, rank = 0, 0, 0
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
-            epoch = int(trainer.current_epoch)
-            done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
-            rank = int(trainer.global_rank)
+            epoch = int(getattr(trainer, "current_epoch", 0))
+            fit_loop = getattr(trainer, "fit_loop", None)
+            if fit_loop is not None:
+                done = int(fit_loop.epoch_loop.batch_progress.current.processed)
+            rank = int(getattr(trainer, "global_rank", 0))
         return ResumableEpochSampler(
             len(dataset),
             seed=int(torch.initial_seed() % 2**32),  # the run's seed after seed_everything

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 
 from rich.console import Console
@@ -24,6 +25,59 @@ def format_value(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:.{digits}f}"
+
+
+def summarize(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value); NaN for no values.
+
+    Example:
+        >>> summarize([1.0, 3.0])
+        (2.0, 1.4142135623730951)
+        >>> summarize([5.0])
+        (5.0, 0.0)
+    """
+    if not values:
+        return float("nan"), float("nan")
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def format_mean_std(stat: Mapping[str, float | None], digits: int = 2) -> str:
+    """A ``{"mean", "std"}`` summary as ``'mean ± std'``; an em dash when the mean is missing.
+
+    Example:
+        >>> format_mean_std({"mean": 64.0, "std": 12.7279})
+        '64.00 ± 12.73'
+        >>> format_mean_std({"mean": float("nan"), "std": float("nan")})
+        '—'
+    """
+    mean = format_value(stat["mean"], digits)
+    return mean if mean == "—" else f"{mean} ± {format_value(stat['std'], digits)}"
+
+
+def markdown_lines(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table (header, separator, one line per row of cells).
+
+    Example:
+        >>> for line in markdown_lines(["model", "acc"], [["UpDn", "39.49"]]):
+        ...     print(line)
+        | model | acc |
+        |---|---|
+        | UpDn | 39.49 |
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return lines
+
+
+def rich_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """A rich table: the first column left-aligned (names), the others right-aligned."""
+    table = Table(title=title)
+    for index, name in enumerate(header):
+        table.add_column(name, justify="left" if index == 0 else "right")
+    for cells in rows:
+        table.add_row(*cells)
+    return table
 
 
 def metrics_table(
