@@ -2,7 +2,8 @@
 
 The model and data configs come from the checkpoint itself (stored by ``train``), so a
 checkpoint is all you need. Writes, in the run's output directory, ``metrics.json`` and the
-official results file ``{split}_results.json`` (``[{"question_id": int, "answer": str}]``).
+official results file ``{split}_results.json`` (VQA: ``[{"question_id": int, "answer": str}]``,
+captioning: ``[{"image_id": int, "caption": str}]``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from hint_lightning.checkpoints import load_weights, read_checkpoint
 from hint_lightning.data.batch import VQADataInfo
+from hint_lightning.data.caption_batch import CaptionDataInfo
 from hint_lightning.modules.vqa_module import CHECKPOINT_KEY
-from hint_lightning.train import CONFIG_DIR
+from hint_lightning.train import CONFIG_DIR, results_entries
 from hint_lightning.utils.instantiate import instantiate_group
 from hint_lightning.utils.io import write_json
 from hint_lightning.utils.report import print_metrics
@@ -27,7 +29,7 @@ from hint_lightning.utils.report import print_metrics
 log = logging.getLogger(__name__)
 
 
-def stored_run(ckpt_path: str) -> tuple[DictConfig, VQADataInfo]:
+def stored_run(ckpt_path: str) -> tuple[DictConfig, VQADataInfo | CaptionDataInfo]:
     """The training config and data info stored in one of our checkpoints.
 
     Raises:
@@ -40,6 +42,8 @@ def stored_run(ckpt_path: str) -> tuple[DictConfig, VQADataInfo]:
             "`python -m hint_lightning.train`?"
         )
     info = payload["data_info"]
+    if "vocab" in info:  # a captioning checkpoint
+        return OmegaConf.create(payload["config"]), CaptionDataInfo.from_dict(info)
     data_info = VQADataInfo(
         answers=tuple(info["answers"]),
         tokens=tuple(info["tokens"]),
@@ -48,6 +52,11 @@ def stored_run(ckpt_path: str) -> tuple[DictConfig, VQADataInfo]:
         name=str(info.get("name", "vqa")),
     )
     return OmegaConf.create(payload["config"]), data_info
+
+
+def _vocabulary(info: VQADataInfo | CaptionDataInfo) -> tuple[str, ...]:
+    """The answers (VQA) or the caption vocabulary (captioning) a model is tied to."""
+    return info.vocab if isinstance(info, CaptionDataInfo) else info.answers
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -64,7 +73,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule: pl.LightningDataModule = instantiate(data_cfg)
     datamodule.prepare_data()
     datamodule.setup("test")
-    if datamodule.info.answers != stored_info.answers:
+    if _vocabulary(datamodule.info) != _vocabulary(stored_info):
         raise ValueError(
             f"the answer vocabulary of the data ({datamodule.info.name}) differs from the one "
             f"{cfg.ckpt_path} was trained with: evaluate it on the data it was trained for"
@@ -86,11 +95,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(trainer.default_root_dir)
     results_path = out / f"{split}_results.json"
     if trainer.is_global_zero:
-        results = [
-            {"question_id": qid, "answer": answer}
-            for qid, answer in sorted(model.test_predictions.items())
-        ]
-        write_json(results_path, results, indent=None)
+        write_json(results_path, results_entries(model, sort=True), indent=None)
         write_json(out / "metrics.json", {"ckpt_path": str(cfg.ckpt_path), **metrics})
         print_metrics(metrics, title=f"{Path(cfg.ckpt_path).name} on {split}")
     return {**metrics, "output_dir": str(out), "results": str(results_path)}

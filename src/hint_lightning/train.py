@@ -109,12 +109,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def results_entries(model: Any, sort: bool = False) -> list[dict[str, Any]]:
+    """The official results file of the model's last test run.
+
+    VQA: ``[{"question_id", "answer"}]`` (by question id with ``sort``); a module with
+    ``results_entries()`` (captioning: ``[{"image_id", "caption"}]``) says its own.
+    """
+    entries = getattr(model, "results_entries", None)
+    if callable(entries):
+        return list(entries())
+    predictions = getattr(model, "test_predictions", None) or {}
+    pairs = sorted(predictions.items()) if sort else predictions.items()
+    return [{"question_id": qid, "answer": answer} for qid, answer in pairs]
+
+
 @rank_zero_only
 def _write_test_outputs(trainer: pl.Trainer, model: Any) -> None:
-    """Write the official results file ``[{"question_id", "answer"}]`` of the test split."""
-    predictions = getattr(model, "test_predictions", None)
-    if predictions:
-        results = [{"question_id": qid, "answer": answer} for qid, answer in predictions.items()]
+    """Write the official results file of the test split (``test_results.json``)."""
+    results = results_entries(model)
+    if results:
         write_json(Path(trainer.default_root_dir) / "test_results.json", results, indent=None)
 
 

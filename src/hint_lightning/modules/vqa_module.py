@@ -187,15 +187,19 @@ class VQAModule(HintMixin, pl.LightningModule):
         return loss
 
     # ---------------------------------------------------------------- evaluation
-    def _evaluation_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        has_importance = batch[B.HAS_IMPORTANCE]
-        with_importance = self.grounding_metrics and bool(has_importance.any())
-        if with_importance and torch.is_inference_mode_enabled():
-            raise RuntimeError(
-                "grounding metrics take gradients during evaluation, which inference mode "
-                "forbids: set trainer.inference_mode=false (the default configs do), or "
-                "model.grounding_metrics=false"
-            )
+    def answer_with_importance(
+        self, batch: dict[str, Tensor], with_importance: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Answer a batch and explain the ground-truth decision (no graph is kept).
+
+        The importance is that of ``decision_score`` (the ground-truth answer), taken through
+        the proposal shift when the model supports it, else with respect to the features.
+        Used by evaluation, the pictures (``hint_lightning.viz``) and the W&B image logger.
+
+        Returns:
+            Detached logits ``[B, A]``, attention ``[B, N]`` and network importance ``[B, N]``
+            (None when ``with_importance`` is False).
+        """
         features, probe, shift = batch[B.FEATURES], None, None
         with torch.enable_grad() if with_importance else nullcontext():
             if with_importance and self.fast_importance:
@@ -208,7 +212,18 @@ class VQAModule(HintMixin, pl.LightningModule):
                 if probe is not None
                 else None
             )
-        logits, attention = logits.detach(), attention.detach()
+        return logits.detach(), attention.detach(), importance
+
+    def _evaluation_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        has_importance = batch[B.HAS_IMPORTANCE]
+        with_importance = self.grounding_metrics and bool(has_importance.any())
+        if with_importance and torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "grounding metrics take gradients during evaluation, which inference mode "
+                "forbids: set trainer.inference_mode=false (the default configs do), or "
+                "model.grounding_metrics=false"
+            )
+        logits, attention, importance = self.answer_with_importance(batch, with_importance)
         predictions = logits.argmax(dim=1)
         self.metrics[f"{stage}_acc"].update(
             predictions, batch[B.ANSWER_SCORES], batch[B.ANSWER_TYPE]

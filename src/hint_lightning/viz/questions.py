@@ -32,7 +32,6 @@ from hint_lightning.data import batch as B
 from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.evaluate import stored_run
 from hint_lightning.metrics.grounding import spearman_rank_correlation
-from hint_lightning.modules.hint_mixin import evaluation_importance
 
 __all__ = [
     "NO_IMAGE_NOTE",
@@ -171,25 +170,11 @@ def choose_question_ids(
 
 
 def _forward(model: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """Logits ``[B, A]``, attention ``[B, N]`` and network importance ``[B, N]``.
-
-    The importance is that of the ground-truth decision score (``model.decision_score``), taken
-    exactly as in evaluation: through the proposal shift when the model supports it, else with
-    respect to the features.
-    """
-    features = batch[B.FEATURES]
-    extra: dict[str, Tensor] = {}
-    with torch.enable_grad():
-        if getattr(model, "fast_importance", False):
-            probe = extra["proposal_shift"] = features.new_zeros(features.shape[:2])
-            probe.requires_grad_(True)
-        else:
-            probe = features = features.detach().requires_grad_(True)
-        logits, attention = model.net(
-            features, batch[B.BOXES], batch[B.QUESTION_TOKENS], batch[B.PROPOSAL_MASK], **extra
-        )
-        importance = evaluation_importance(model.decision_score(logits, batch[B.TARGETS]), probe)
-    return logits.detach(), attention.detach(), importance
+    """Logits ``[B, A]``, attention ``[B, N]`` and network importance ``[B, N]``, exactly as
+    evaluation computes them (``VQAModule.answer_with_importance``)."""
+    logits, attention, importance = model.answer_with_importance(batch)
+    assert importance is not None
+    return logits, attention, importance
 
 
 def _decode(tokens: np.ndarray, vocab: Sequence[str]) -> str:

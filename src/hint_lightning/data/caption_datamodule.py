@@ -1,0 +1,330 @@
+"""``COCOCaptionDataModule``: COCO captions (Karpathy or robust split) with visual-word HINT.
+
+Files read (the prepared layout of :mod:`hint_lightning.prepare.coco`, under
+``<data_dir>/prepared/``): ``features/<features>.h5`` (read lazily per batch, opened in each
+worker), ``coco/<family>/vocab.json``, ``coco/<family>/{train,val,test}.h5`` (caption stores),
+``coco/<family>/{val,test}_references.json`` (COCO-format references, for the caption metrics)
+and ``coco/importance.h5`` (human importance per (image, category)). Nothing is built here:
+without them, :meth:`COCOCaptionDataModule.prepare_data` raises ``FileNotFoundError`` naming
+the missing files and ``python -m hint_lightning.prepare coco --data-dir <data_dir>``.
+
+Splits are the family's (``karpathy``: train = train + restval, 5,000 val, 5,000 test images;
+``robust``: the Neural Baby Talk robust split), one item per caption. ``hinted_only`` keeps the
+training captions with at least one decision (the HINT fine-tuning protocol); val and test
+keep every caption.
+
+Decisions: a token of ``word_category`` (the COCO category of the visual word it completes,
+0 elsewhere) is a decision when the category has a row for the caption's image in
+``importance.h5`` (the category has instances there); its step is the token's position minus
+one. ``max_decisions_per_caption`` keeps the first ones of a caption.
+
+Memory: the caption arrays (``C x 18`` int64 tokens plus a few ints per caption: ~200 bytes
+a caption, ~115 MB for the 566k Karpathy training captions), the decision arrays (16 bytes
+each) and the importance rows that some caption uses (``M`` float32 each: ~50 MB for all
+~360k COCO (image, category) rows at ``M = 36``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hint_lightning.data.caption_batch import CaptionDataInfo
+from hint_lightning.data.caption_collate import collate_captions
+from hint_lightning.data.caption_dataset import CaptionDataset, CaptionTable
+from hint_lightning.data.loading import VQADataModuleBase
+from hint_lightning.data.vqa_datamodule import BatchFeatureStore
+from hint_lightning.metrics.caption import coco_references
+from hint_lightning.prepare.coco_captions import CAPTION_STORE_VERSION
+from hint_lightning.prepare.coco_masks import COCO_IMPORTANCE_VERSION
+from hint_lightning.prepare.layout import COCO_FAMILIES, DataLayout
+
+__all__ = [
+    "CATEGORY_KEY",
+    "COCOCaptionDataModule",
+    "check_prepared_coco",
+    "coco_prepare_command",
+    "coco_prepared_files",
+    "importance_rows",
+]
+
+SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
+CATEGORY_KEY: Final = 128
+"""Lookup key ``image_id * CATEGORY_KEY + category_id`` (COCO category ids are < 91)."""
+
+
+def coco_prepared_files(data_dir: str | Path, family: str, features: str) -> dict[str, Path]:
+    """The prepared files a :class:`COCOCaptionDataModule` needs, by role.
+
+    Example:
+        >>> files = coco_prepared_files("data", "robust", "trainval_36")
+        >>> files["test"].as_posix(), files["importance"].as_posix()
+        ('data/prepared/coco/robust/test.h5', 'data/prepared/coco/importance.h5')
+    """
+    layout = DataLayout(data_dir)
+    files = {
+        "features": layout.feature_store(features),
+        "vocab": layout.coco_vocab(family),
+        **{split: layout.coco_captions(family, split) for split in SPLITS},
+        **{f"{s}_references": layout.coco_references(family, s) for s in ("val", "test")},
+        "importance": layout.coco_importance(),
+    }
+    return {role: Path(path) for role, path in files.items()}
+
+
+def coco_prepare_command(data_dir: str | Path, features: str = "trainval_36") -> str:
+    """The command that writes the prepared COCO files.
+
+    Example:
+        >>> coco_prepare_command("data")
+        'python -m hint_lightning.prepare coco --data-dir data'
+    """
+    option = "" if features == "trainval_36" else f" --features {features}"
+    return f"python -m hint_lightning.prepare coco --data-dir {data_dir}{option}"
+
+
+def check_prepared_coco(data_dir: str | Path, family: str, features: str) -> None:
+    """Raises unless every file of :func:`coco_prepared_files` exists.
+
+    Raises:
+        FileNotFoundError: naming every missing file and the command that writes them.
+    """
+    missing = [
+        p for p in coco_prepared_files(data_dir, family, features).values() if not p.is_file()
+    ]
+    if missing:
+        listed = "\n".join(f"  {path}" for path in missing)
+        raise FileNotFoundError(
+            f"the prepared COCO captioning data ({family} split) is incomplete; missing:\n"
+            f"{listed}\nwrite them (from the raw downloads under {Path(data_dir) / 'raw'}) "
+            f"with:\n  {coco_prepare_command(data_dir, features)}"
+        )
+
+
+def _check_version(handle: h5py.File, path: Path, version: int) -> None:
+    found = int(handle.attrs.get("format_version", -1))
+    if found != version:
+        raise ValueError(
+            f"{path}: format_version {found}, this code reads {version}; rebuild it with "
+            "python -m hint_lightning.prepare coco --force"
+        )
+
+
+def importance_rows(
+    keys: np.ndarray, image_ids: np.ndarray, category_ids: np.ndarray
+) -> np.ndarray:
+    """Row of each (image, category) in an importance store, -1 where it has none.
+
+    Args:
+        keys: ``[R]`` sorted ``image_id * CATEGORY_KEY + category_id`` of the store's rows.
+        image_ids: ``[K]`` image ids.
+        category_ids: ``[K]`` category ids.
+
+    Returns:
+        ``[K]`` int64 rows.
+
+    Example:
+        >>> keys = np.array([5 * 128 + 1, 5 * 128 + 18, 9 * 128 + 1])
+        >>> importance_rows(keys, np.array([5, 9, 9]), np.array([18, 1, 18])).tolist()
+        [1, 2, -1]
+    """
+    wanted = np.asarray(image_ids, np.int64) * CATEGORY_KEY + np.asarray(category_ids, np.int64)
+    if keys.size == 0:
+        return np.full(wanted.shape, -1, dtype=np.int64)
+    position = np.searchsorted(keys, wanted).clip(max=keys.size - 1)
+    return np.where(keys[position] == wanted, position, -1).astype(np.int64)
+
+
+class COCOCaptionDataModule(VQADataModuleBase):
+    """COCO captions with visual-word decisions and their human importance.
+
+    Args:
+        data_dir: root data folder (holds ``prepared/``).
+        split_family: ``"karpathy"`` or ``"robust"``.
+        features: feature store name (``prepared/features/<features>.h5``).
+        batch_size: global training batch size in captions (divided by the world size).
+        eval_batch_size: global evaluation batch size in captions.
+        num_workers: DataLoader worker processes (each opens the feature store lazily).
+        pin_memory: passed to the DataLoaders.
+        shuffle: shuffle the training captions every epoch.
+        hinted_only: train only on captions with at least one decision (HINT fine-tuning).
+        max_decisions_per_caption: keep the first this many decisions of each caption (None:
+            all).
+
+    Raises:
+        ValueError: on an unknown split family or bad sizes.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        split_family: str = "karpathy",
+        features: str = "trainval_36",
+        batch_size: int = 100,
+        eval_batch_size: int = 500,
+        num_workers: int = 4,
+        pin_memory: bool = False,
+        shuffle: bool = True,
+        hinted_only: bool = False,
+        max_decisions_per_caption: int | None = None,
+    ) -> None:
+        super().__init__()
+        if split_family not in COCO_FAMILIES:
+            raise ValueError(
+                f"split_family must be one of {list(COCO_FAMILIES)}, got {split_family!r}"
+            )
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError(f"batch sizes must be >= 1, got {batch_size}, {eval_batch_size}")
+        self.save_hyperparameters()
+        self.data_dir = data_dir
+        self.split_family = split_family
+        self.features = features
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.shuffle = shuffle
+        self.hinted_only = hinted_only
+        self.max_decisions_per_caption = max_decisions_per_caption
+        self.info: CaptionDataInfo | None = None
+        self._datasets: dict[str, CaptionDataset] = {}
+        self._device_batch_size = batch_size
+        self._device_eval_batch_size = eval_batch_size
+
+    @property
+    def files(self) -> dict[str, Path]:
+        """The prepared files, by role (:func:`coco_prepared_files`)."""
+        return coco_prepared_files(self.data_dir, self.split_family, self.features)
+
+    def prepare_data(self) -> None:
+        """Checks that the prepared files exist.
+
+        Raises:
+            FileNotFoundError: naming every missing file and the prepare command.
+        """
+        check_prepared_coco(self.data_dir, self.split_family, self.features)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Reads the caption stores and the importance rows they use; builds every split.
+
+        Raises:
+            FileNotFoundError: when prepared files are missing.
+            ValueError: when the stores do not match each other (format, feature store, image
+                ids, proposal counts) or the training split is empty.
+        """
+        self._set_batch_sizes()
+        if self._datasets:
+            return
+        self.prepare_data()
+        files = self.files
+        vocab = tuple(json.loads(files["vocab"].read_text()))
+        store = BatchFeatureStore(files["features"])
+        keys, importance = self._importance_table(files["importance"], store)
+        tables = {split: self._table(files[split], store, keys) for split in SPLITS}
+        used = np.unique(np.concatenate([t.decision_importance_row for t in tables.values()]))
+        remap = np.full(len(keys), -1, dtype=np.int64)
+        remap[used] = np.arange(used.size)
+        tables = {
+            split: replace(t, decision_importance_row=remap[t.decision_importance_row])
+            for split, t in tables.items()
+        }
+        importance_used = torch.from_numpy(np.ascontiguousarray(importance[used]))
+        if self.hinted_only:
+            tables["train"] = tables["train"].subset(tables["train"].hinted())
+        if len(tables["train"]) == 0:
+            raise ValueError(
+                f"the training split of {files['train']} is empty"
+                + (" after hinted_only" if self.hinted_only else "")
+            )
+        self._datasets = {
+            split: CaptionDataset(table, store, importance_used) for split, table in tables.items()
+        }
+        self.info = CaptionDataInfo(
+            vocab=vocab,
+            feature_dim=store.feature_dim,
+            max_proposals=store.max_boxes,
+            name=f"coco_{self.split_family}",
+        )
+
+    def _importance_table(
+        self, path: Path, store: BatchFeatureStore
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys [R] sorted, importance [R, M] float32)`` of the importance store."""
+        with h5py.File(path, "r") as handle:
+            _check_version(handle, path, COCO_IMPORTANCE_VERSION)
+            image_id = handle["image_id"][()].astype(np.int64)
+            category_id = handle["category_id"][()].astype(np.int64)
+            importance = handle["importance"][()].astype(np.float32)
+        if importance.shape[1] < store.max_boxes:
+            raise ValueError(
+                f"{path} holds {importance.shape[1]} proposals per row but the feature store "
+                f"{store.path} has images with {store.max_boxes}: prepare them from one store"
+            )
+        keys = image_id * CATEGORY_KEY + category_id
+        if np.any(np.diff(keys) <= 0):
+            raise ValueError(f"{path}: rows are not sorted by (image id, category id)")
+        return keys, importance
+
+    def _table(self, path: Path, store: BatchFeatureStore, keys: np.ndarray) -> CaptionTable:
+        """The caption table of one caption store."""
+        with h5py.File(path, "r") as handle:
+            _check_version(handle, path, CAPTION_STORE_VERSION)
+            prepared_with = handle.attrs.get("feature_store")
+            if prepared_with not in (None, self.features):
+                raise ValueError(
+                    f"{path} was prepared with the feature store {prepared_with!r}, not "
+                    f"data.features={self.features!r}"
+                )
+            image_ids = handle["image_ids"][()].astype(np.int64)
+            captions = handle["captions"][()].astype(np.int64)
+            caption_image = handle["caption_image"][()].astype(np.int64)
+            category = handle["word_category"][()].astype(np.int64)
+        image_rows = store.rows_of(image_ids)
+        if np.any(image_rows < 0):
+            missing = int(image_ids[np.argmax(image_rows < 0)])
+            raise ValueError(f"image {missing} of {path} is not in the feature store {store.path}")
+        caption, position = np.nonzero(category)
+        token_rows = np.full(captions.shape, -1, dtype=np.int64)
+        token_rows[caption, position] = importance_rows(
+            keys, image_ids[caption_image[caption]], category[caption, position]
+        )
+        return CaptionTable.build(
+            captions,
+            image_rows[caption_image],
+            image_ids[caption_image],
+            token_rows,
+            self.max_decisions_per_caption,
+        )
+
+    def _split_dataset(self, split: str) -> Dataset:
+        """The dataset of ``split`` (train, val or test)."""
+        if not self._datasets:
+            raise RuntimeError("call prepare_data() and setup() first")
+        return self._datasets[split]
+
+    def _collate_fn(self) -> Callable[[Any], dict[str, Any]]:
+        """Caption items or finished batches -> the caption batch."""
+        return collate_captions
+
+    def dataset(self, split: str) -> CaptionDataset:
+        """The :class:`CaptionDataset` of ``split``; requires :meth:`setup`."""
+        return self._split_dataset(split)  # type: ignore[return-value]
+
+    def references(self, split: str) -> dict[int, list[str]]:
+        """Image id -> raw reference captions of ``split`` (``val`` or ``test``).
+
+        Raises:
+            ValueError: for the train split (no references are prepared for it).
+        """
+        if split not in ("val", "test"):
+            raise ValueError(f"references exist for val and test, not {split!r}")
+        path = self.files[f"{split}_references"]
+        return coco_references(json.loads(path.read_text()))
