@@ -173,4 +173,7 @@ def test_wandb_logger_goes_offline_without_a_key(
     finally:
         finish_wandb()
     assert "test/acc" in metrics
-    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert runs
+    media = {p.parent.name for p in runs[0].rglob("files/media/*/*")}
+    assert {"images", "table"} <= media  # importance pictures and the results table

@@ -102,6 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _write_test_outputs(trainer, model)
 
     result: dict[str, Any] = _metrics_to_floats(metrics)
+    _log_results_table(trainer, result)
     result.update(
         {"output_dir": str(trainer.default_root_dir), "ckpt/best": best, "ckpt/last": last}
     )
@@ -129,6 +130,17 @@ def _write_test_outputs(trainer: pl.Trainer, model: Any) -> None:
     results = results_entries(model)
     if results:
         write_json(Path(trainer.default_root_dir) / "test_results.json", results, indent=None)
+
+
+@rank_zero_only
+def _log_results_table(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+    """The final metrics as a W&B table (one row per metric), for every W&B logger."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    rows = [[name, value] for name, value in sorted(metrics.items()) if "/" in name]
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and rows:
+            logger.log_table(key="results", columns=["metric", "value"], data=rows)
 
 
 @rank_zero_only

@@ -18,6 +18,7 @@ Everything renders with matplotlib's object-oriented API on an Agg canvas: no wi
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -278,7 +279,10 @@ def draw_importance_figure(
         "red: positive, blue: negative importance; opacity: normalized |importance| "
         f"(strongest box on top); outlined: the {TOP_K} most important boxes"
     )
-    figure.text(0.5, 0.02, legend if note is None else f"{note}\n{legend}", ha="center", fontsize=7)
+    text = legend if note is None else f"{note}\n{legend}"
+    columns = len(panels) + int(show_image)
+    text = "\n".join(textwrap.fill(line, width=55 * columns) for line in text.splitlines())
+    figure.text(0.5, 0.02, text, ha="center", fontsize=7)
     figure.subplots_adjust(left=0.02, right=0.98, top=0.78, bottom=0.14, wspace=0.06)
     return figure
 
