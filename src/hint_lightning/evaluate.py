@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from hint_lightning.checkpoints import load_weights, read_checkpoint
 from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.data.caption_batch import CaptionDataInfo
-from hint_lightning.modules.vqa_module import CHECKPOINT_KEY
+from hint_lightning.modules.base import CHECKPOINT_KEY
 from hint_lightning.train import CONFIG_DIR, results_entries
 from hint_lightning.utils.instantiate import instantiate_group
 from hint_lightning.utils.io import write_json

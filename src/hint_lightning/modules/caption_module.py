@@ -43,11 +43,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from functools import cached_property
 from typing import Any, Final
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -57,10 +55,9 @@ from hint_lightning.data.caption_batch import CaptionDataInfo
 from hint_lightning.metrics.caption import score_captions, score_tokenized
 from hint_lightning.metrics.grounding import GroundingCorrelation
 from hint_lightning.models.updn_captioner import BOS_INDEX, EOS_INDEX, PAD_INDEX, UNK_INDEX
-from hint_lightning.modules.hint_mixin import GroundingTerm, HintMixin, evaluation_importance
-from hint_lightning.modules.vqa_module import CHECKPOINT_KEY
+from hint_lightning.modules.base import GroundedModule
+from hint_lightning.modules.hint_mixin import GroundingTerm, evaluation_importance
 from hint_lightning.objectives.base import GroundingObjective
-from hint_lightning.utils.rng import restore_rng_state, rng_state
 
 __all__ = [
     "SCORERS",
@@ -220,7 +217,7 @@ class DecisionRows:
         return self.at_step(logits).gather(1, self.word[:, None]).squeeze(1)
 
 
-class CaptionModule(HintMixin, pl.LightningModule):
+class CaptionModule(GroundedModule):
     """Captioning training and evaluation with an optional grounding objective.
 
     Args:
@@ -358,10 +355,6 @@ class CaptionModule(HintMixin, pl.LightningModule):
         )
 
     # ------------------------------------------------------------------ training
-    def on_fit_start(self) -> None:
-        """Check the precision before the first step (see :meth:`HintMixin.check_precision`)."""
-        self.check_precision(str(self.trainer.precision))
-
     def _teacher_forced(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         return self.net(
             batch[C.FEATURES], batch[C.BOXES], batch[C.CAPTION_INPUTS], batch[C.PROPOSAL_MASK]
@@ -519,27 +512,3 @@ class CaptionModule(HintMixin, pl.LightningModule):
     def results_entries(self) -> list[dict[str, Any]]:
         """The results file of the last test run: ``[{"image_id", "caption"}]``, by image id."""
         return [{"image_id": i, "caption": c} for i, c in sorted(self.test_captions.items())]
-
-    # --------------------------------------------------------------- optimizers
-    def configure_optimizers(self) -> Any:
-        """Build the optimizer (and per-epoch scheduler) from the configured factories."""
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
-
-    # -------------------------------------------------------------- checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the run config, the data info (evaluation needs only the file) and RNG states."""
-        checkpoint[CHECKPOINT_KEY] = {
-            "config": self.run_config,
-            "data_info": asdict(self.data_info),
-            "rng": rng_state(),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the random generators, so a resumed run continues exactly."""
-        payload = checkpoint.get(CHECKPOINT_KEY) or {}
-        if payload.get("rng"):
-            restore_rng_state(payload["rng"])

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,7 +25,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from hint_lightning.data import decoy_digits as D
 from hint_lightning.metrics.grounding import GroundingCorrelation
-from hint_lightning.modules.hint_mixin import HintMixin, evaluation_importance
+from hint_lightning.modules.base import GroundedModule
+from hint_lightning.modules.hint_mixin import evaluation_importance
 from hint_lightning.objectives.base import GroundingObjective
 
 DECISION_SCORES = ("logit", "sum_log_prob")
@@ -65,7 +64,7 @@ def decoy_share(importance: Tensor, decoy_index: Tensor) -> Tensor:
     return on_decoy / magnitude.sum(dim=1).clamp(min=1e-12)
 
 
-class ClassificationModule(HintMixin, pl.LightningModule):
+class ClassificationModule(GroundedModule):
     """Classification with an optional grounding objective.
 
     Args:
@@ -121,10 +120,6 @@ class ClassificationModule(HintMixin, pl.LightningModule):
                 )
             }
         )
-
-    def on_fit_start(self) -> None:
-        """Refuse float16 with an objective that differentiates importance."""
-        self.check_precision(str(self.trainer.precision))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Cross-entropy plus the grounding term on the images with human importance."""
@@ -216,15 +211,3 @@ class ClassificationModule(HintMixin, pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         """Log the test metrics."""
         self._log_epoch_metrics("test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """The configured optimizer."""
-        return self.optimizer_factory(params=self.parameters())
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the run config and the data info with the weights."""
-        info = self.data_info
-        checkpoint["hint_lightning"] = {
-            "config": self.run_config,
-            "data_info": asdict(info) if is_dataclass(info) else dict(vars(info)),
-        }

@@ -17,11 +17,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -30,13 +28,12 @@ from hint_lightning.data import batch as B
 from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.metrics.grounding import GroundingCorrelation, MisgroundedRate
 from hint_lightning.metrics.vqa_accuracy import VQAAccuracy
+from hint_lightning.modules.base import CHECKPOINT_KEY, GroundedModule
 from hint_lightning.modules.decision import get_decision_score
-from hint_lightning.modules.hint_mixin import HintMixin, evaluation_importance
+from hint_lightning.modules.hint_mixin import evaluation_importance
 from hint_lightning.objectives.base import GroundingObjective
-from hint_lightning.utils.rng import restore_rng_state, rng_state
 
-CHECKPOINT_KEY = "hint_lightning"
-"""Checkpoint entry holding the run's resolved config and the data info."""
+__all__ = ["CHECKPOINT_KEY", "VQAModule", "soft_target_bce"]
 
 
 def soft_target_bce(logits: Tensor, targets: Tensor) -> Tensor:
@@ -52,7 +49,7 @@ def soft_target_bce(logits: Tensor, targets: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, targets) * targets.shape[1]
 
 
-class VQAModule(HintMixin, pl.LightningModule):
+class VQAModule(GroundedModule):
     """VQA training and evaluation with an optional grounding objective.
 
     Args:
@@ -154,10 +151,6 @@ class VQAModule(HintMixin, pl.LightningModule):
         )
 
     # ------------------------------------------------------------------ training
-    def on_fit_start(self) -> None:
-        """Check the precision before the first step (see :meth:`HintMixin.check_precision`)."""
-        self.check_precision(str(self.trainer.precision))
-
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Task loss plus the grounding term on the questions with human importance."""
         features, has_importance = batch[B.FEATURES], batch[B.HAS_IMPORTANCE]
@@ -294,30 +287,6 @@ class VQAModule(HintMixin, pl.LightningModule):
         answers = self.data_info.answers
         self.test_predictions = {int(qid): answers[int(pred)] for qid, pred in pairs}
         self._test_outputs = []
-
-    # --------------------------------------------------------------- optimizers
-    def configure_optimizers(self) -> Any:
-        """Build the optimizer (and scheduler) from the configured factories."""
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
-
-    # -------------------------------------------------------------- checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the run config, the data info (evaluation needs only the file) and RNG states."""
-        checkpoint[CHECKPOINT_KEY] = {
-            "config": self.run_config,
-            "data_info": asdict(self.data_info),
-            "rng": rng_state(),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the random generators, so a resumed run continues exactly (dropout...)."""
-        payload = checkpoint.get(CHECKPOINT_KEY) or {}
-        if payload.get("rng"):
-            restore_rng_state(payload["rng"])
 
 
 def _slug(answer_type: str) -> str:
