@@ -11,7 +11,7 @@ import pytest
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.train import train
-from hint_lightning.viz import captioning, figure2, questions
+from hint_lightning.viz import figure2, questions
 from hint_lightning.viz.__main__ import main as viz_main
 from hint_lightning.viz.importance import (
     NEGATIVE_COLOR,
@@ -104,12 +104,10 @@ def test_comparison_figure_titles_and_blank_canvas_note() -> None:
     assert figure.axes[0].get_images()[0].get_array().shape == (480, 640, 3)
 
 
-def test_captioning_is_an_extension_point_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(NotImplementedError, match="extension point"):
-        captioning.importance_for_caption_words("x.ckpt", [(1, "a man with a fork", 4)])
-    # A checkpoint whose data info is not VQA's is refused with a pointer to the extension.
+def test_vqa_pictures_refuse_captioning_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A checkpoint whose data info is not VQA's is refused with a pointer to the captioning code.
     monkeypatch.setattr(questions, "stored_run", lambda path: ({}, object()))
-    with pytest.raises(NotImplementedError, match=r"hint_lightning\.viz\.captioning"):
+    with pytest.raises(ValueError, match=r"hint_lightning\.viz\.captioning"):
         questions.importance_for_questions("captioner.ckpt", [1])
 
 

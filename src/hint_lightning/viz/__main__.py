@@ -8,7 +8,10 @@ Example::
 
 writes ``question_<id>.png`` per question (the image; its proposals shaded by human importance,
 by the base model's and by the HINTed model's network importance for the ground-truth answer;
-each model's answer in its panel's title) and ``figures.json`` in the output folder. Rendering
+each model's answer in its panel's title) and ``figures.json`` in the output folder. For
+captioning checkpoints (the paper's Figure 3) it writes ``caption_<row>_<pos>.png`` for the
+first ``--questions`` test captions with a visual word that has human importance (see
+:mod:`hint_lightning.viz.captioning`). Rendering
 uses matplotlib's Agg backend: no display needed.
 """
 
@@ -20,6 +23,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from hint_lightning.viz.captioning import (
+    choose_caption_items,
+    importance_for_caption_words,
+    is_caption_checkpoint,
+    load_caption_datamodule,
+    write_caption_figures,
+)
 from hint_lightning.viz.figure2 import write_question_figures
 from hint_lightning.viz.questions import (
     SPLITS,
@@ -40,7 +50,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hinted", required=True, help="checkpoint of the HINTed model")
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
-        "--questions", type=int, default=4, help="draw this many random questions (default 4)"
+        "--questions",
+        type=int,
+        default=4,
+        help="draw this many random questions, or first captions (default 4)",
     )
     which.add_argument("--question-ids", type=int, nargs="+", help="draw these questions")
     parser.add_argument("--split", choices=SPLITS, default="test")
@@ -58,6 +71,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     """Command-line entry point; returns the PNG paths."""
     args = parse_args(argv)
+    if is_caption_checkpoint(args.base):
+        return _caption_main(args)
     datamodule, _, _ = load_datamodule(args.base, args.data_dir)
     if args.question_ids:
         question_ids = args.question_ids
@@ -72,6 +87,22 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     ]
     paths = write_question_figures(runs, args.output)
     Console().print(f"Wrote {len(paths)} figure(s) and figures.json to {args.output}")
+    return paths
+
+
+def _caption_main(args: argparse.Namespace) -> list[Path]:
+    """Figure 3 for captioning checkpoints: the first ``--questions`` captions of the split
+    with a visual word that has human importance."""
+    if args.question_ids:
+        raise SystemExit("--question-ids is for VQA checkpoints; use --questions N for captions")
+    datamodule, _, _ = load_caption_datamodule(args.base, args.data_dir)
+    items = choose_caption_items(datamodule, args.split, args.questions)
+    runs = [
+        (name, importance_for_caption_words(ckpt, items, args.split, datamodule=datamodule))
+        for name, ckpt in ((args.base_name, args.base), (args.hinted_name, args.hinted))
+    ]
+    paths = write_caption_figures(runs, args.output)
+    Console().print(f"Wrote {len(paths)} caption figure(s) and figures.json to {args.output}")
     return paths
 
 

@@ -66,7 +66,7 @@ def load_datamodule(
 
     Raises:
         ValueError: when the data's answer vocabulary differs from the checkpoint's.
-        NotImplementedError: for a checkpoint that is not a VQA model's (captioning: see
+        ValueError: for a checkpoint that is not a VQA model's (captioning: see
             :mod:`hint_lightning.viz.captioning`).
     """
     run_cfg, info = _vqa_run(ckpt_path)
@@ -88,14 +88,15 @@ def _vqa_run(ckpt_path: str) -> tuple[DictConfig, VQADataInfo]:
     """The stored run config and data info of a VQA checkpoint.
 
     Raises:
-        NotImplementedError: for other checkpoints (e.g. a captioner's).
+        ValueError: for other checkpoints (e.g. a captioner's: see
+            :mod:`hint_lightning.viz.captioning`).
     """
     run_cfg, info = stored_run(ckpt_path)
     if not isinstance(info, VQADataInfo):
-        raise NotImplementedError(
-            f"{ckpt_path} is not a VQA checkpoint ({type(info).__name__}): the pictures of "
-            "captioning models (the paper's Figure 3) are an extension point, see "
-            "hint_lightning.viz.captioning"
+        raise ValueError(
+            f"{ckpt_path} is not a VQA checkpoint ({type(info).__name__}): draw captioning "
+            "models (the paper's Figure 3) with "
+            "hint_lightning.viz.captioning.importance_for_caption_words"
         )
     return run_cfg, info
 
@@ -265,7 +266,7 @@ def importance_for_questions(
     Raises:
         KeyError: naming the question ids that are not in the split.
         ValueError: on an unknown split, or data that does not fit the checkpoint.
-        NotImplementedError: for a checkpoint that is not a VQA model's.
+        ValueError: also for a checkpoint that is not a VQA model's.
     """
     if datamodule is None:
         datamodule, run_cfg, info = load_datamodule(ckpt_path, data_dir)
