@@ -25,60 +25,35 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hint_lightning.testing.tsv import BottomUpImage, random_bottom_up_images, write_bottom_up_tsv
-
-_ROOT = Path(__file__).resolve().parents[1]
-_BATCH = 100
-
-
-def _status_mb(field: str) -> float:
-    """``VmRSS`` / ``VmHWM`` of this process in MB (``ru_maxrss`` when /proc is missing)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _images(num_images: int, boxes: int, feature_dim: int, seed: int) -> Iterator[BottomUpImage]:
-    """Synthetic images, generated ``_BATCH`` at a time (never all in memory)."""
-    for start in range(0, num_images, _BATCH):
-        count = min(_BATCH, num_images - start)
-        yield from random_bottom_up_images(
-            count, feature_dim=feature_dim, boxes=boxes, seed=seed + start, first_image_id=start + 1
-        )
+from benchmarks.common import images, memory, run_phase, status_mb
+from hint_lightning.testing.tsv import write_bottom_up_tsv
 
 
 def _phase_convert(tsv: Path, out: Path, feature_dim: int, float16: bool) -> dict[str, Any]:
     """Convert in this process; stats plus memory."""
     from hint_lightning.prepare.features import convert_tsv_to_hdf5
 
-    baseline = _status_mb("VmRSS")
+    baseline = status_mb("VmRSS")
     stats = convert_tsv_to_hdf5(
         [tsv], out, feature_dim=feature_dim, float16=float16, max_boxes=100, progress=False
     )
     stats.pop("path")
     stats["store_mb"] = round(out.stat().st_size / 1e6, 1)
-    return {**stats, **_memory(baseline)}
+    return {**stats, **memory(baseline)}
 
 
 def _phase_read(store_path: Path, reads: int, seed: int) -> dict[str, Any]:
     """Random-access ``FeatureStore.get`` in this process; rate plus memory."""
     from hint_lightning.data.feature_store import FeatureStore
 
-    baseline = _status_mb("VmRSS")
+    baseline = status_mb("VmRSS")
     store = FeatureStore(store_path)
     ids = np.random.default_rng(seed).choice(store.image_ids, size=reads).tolist()
     store.get(ids[0])  # opens the handle: not part of the rate
@@ -94,26 +69,12 @@ def _phase_read(store_path: Path, reads: int, seed: int) -> dict[str, Any]:
         "items_per_s": round(reads / seconds, 1),
         "mb_per_s": round(nbytes / 1e6 / seconds, 1),
     }
-    return {**result, **_memory(baseline)}
-
-
-def _memory(baseline: float) -> dict[str, float]:
-    """Peak, baseline and work RSS in MB."""
-    peak = _status_mb("VmHWM")
-    return {
-        "peak_rss_mb": peak,
-        "baseline_rss_mb": baseline,
-        "work_rss_mb": round(peak - baseline, 1),
-    }
+    return {**result, **memory(baseline)}
 
 
 def _run_phase(*args: str) -> dict[str, Any]:
     """Run one phase of this script in a fresh interpreter and parse its JSON."""
-    command = [sys.executable, "-m", "benchmarks.bench_feature_store", "--phase", *args]
-    done = subprocess.run(command, cwd=_ROOT, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"phase {args[0]} failed:\n{done.stderr}")
-    return json.loads(done.stdout)
+    return run_phase("benchmarks.bench_feature_store", *args)
 
 
 def _benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,7 +83,7 @@ def _benchmark(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench_feature_store_") as folder:
         tsv = Path(folder) / "trainval_resnet101_faster_rcnn_genome_36.tsv"
         start = time.perf_counter()
-        write_bottom_up_tsv(tsv, _images(args.images, args.boxes, args.feature_dim, args.seed))
+        write_bottom_up_tsv(tsv, images(args.images, args.boxes, args.feature_dim, args.seed))
         result: dict[str, Any] = {
             "images": args.images,
             "boxes_per_image": args.boxes,

@@ -32,16 +32,13 @@ import json
 import os
 import platform
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_feature_store import _images, _memory, _status_mb
+from benchmarks.common import images, memory, run_phase, status_mb
 
-_ROOT = Path(__file__).resolve().parents[1]
 _QUESTIONS_PER_IMAGE = 5
 _BATCH_SIZES = (64, 512)
 _WORKERS = (0, 2)
@@ -97,15 +94,17 @@ def _write_questions(data_dir: Path, num_images: int, seed: int) -> None:
             )
 
 
-def _write_trees(folder: Path, num_images: int, seed: int) -> dict[str, Path]:
+def _write_trees(
+    folder: Path, num_images: int, seed: int, dtypes: tuple[str, ...] = ("float32", "float16")
+) -> dict[str, Path]:
     """A prepared tree per feature dtype (``float32``, ``float16``) under ``folder``."""
     from hint_lightning.prepare.features import convert_tsv_to_hdf5
     from hint_lightning.testing.tsv import write_bottom_up_tsv
 
     tsv = folder / "trainval_resnet101_faster_rcnn_genome_36.tsv"
-    write_bottom_up_tsv(tsv, _images(num_images, 36, 2048, seed))
+    write_bottom_up_tsv(tsv, images(num_images, 36, 2048, seed))
     trees = {}
-    for name in ("float32", "float16"):
+    for name in dtypes:
         data_dir = folder / name
         store = data_dir / "prepared" / "features" / "trainval_36.h5"
         convert_tsv_to_hdf5([tsv], store, float16=name == "float16", progress=False)
@@ -146,7 +145,7 @@ def _phase_load(data_dir: Path, batch_size: int, workers: int, mode: str, second
 
     from hint_lightning.data.vqa_datamodule import VQADataModule
 
-    baseline = _status_mb("VmRSS")
+    baseline = status_mb("VmRSS")
     dm = VQADataModule(str(data_dir), batch_size=batch_size, num_workers=workers)
     dm.prepare_data()
     dm.setup("fit")
@@ -173,7 +172,7 @@ def _phase_load(data_dir: Path, batch_size: int, workers: int, mode: str, second
         "samples_per_s": round(samples / elapsed, 1),
         "batches": batches,
         "seconds": round(elapsed, 2),
-        **_memory(baseline),
+        **memory(baseline),
         "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
         if workers
         else None,
@@ -183,11 +182,7 @@ def _phase_load(data_dir: Path, batch_size: int, workers: int, mode: str, second
 
 def _run_phase(*args: str) -> dict[str, Any]:
     """Run one phase of this script in a fresh interpreter and parse its JSON."""
-    command = [sys.executable, "-m", "benchmarks.bench_vqa_loader", "--phase", *args]
-    done = subprocess.run(command, cwd=_ROOT, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"phase {args} failed:\n{done.stderr}")
-    return json.loads(done.stdout)
+    return run_phase("benchmarks.bench_vqa_loader", *args)
 
 
 def _configurations() -> list[tuple[str, int, int, str]]:
