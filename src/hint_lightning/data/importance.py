@@ -295,4 +295,8 @@ def average_attention_maps(maps: Sequence[np.ndarray]) -> np.ndarray:
         raise ValueError(f"every map must have shape [H, W], got shapes {sorted(shapes)}")
     if len(shapes) != 1:
         raise ValueError(f"maps must share one shape, got shapes {sorted(shapes)}")
-    return np.mean(np.stack(arrays).astype(np.float64, copy=False), axis=0)
+    total = arrays[0].astype(np.float64)  # accumulate in place: no stacked copy
+    for array in arrays[1:]:
+        total += array
+    total /= len(arrays)
+    return total
