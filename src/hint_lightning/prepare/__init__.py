@@ -20,13 +20,16 @@ DataModules; every file is written to a temporary name and renamed when complete
                                           vqa_v2: train, val)
     vqa/<dataset>/<split>_importance.h5   human importance and controls of that split's questions
     vqa/<dataset>/hat_coverage.json       which HAT maps matched which split, and which matched none
+    vqa/<dataset>/prepare_state.json      what each output was built from (for up-to-date skipping)
+    coco/...                              the captioning stores: see hint_lightning.prepare.coco
 
 Feature store (HDF5, ragged: proposals of all images concatenated)::
 
     image_ids [I] int64, image_w [I] int32, image_h [I] int32, num_boxes [I] int32,
     offsets [I + 1] int64 (image i owns rows offsets[i]:offsets[i + 1]),
     boxes [R, 4] float32 (x1, y1, x2, y2 in pixels), features [R, D] float32 or float16
-    attrs: format_version, feature_dim, max_boxes, sources (JSON list of TSV names)
+    attrs: format_version, feature_dim, max_boxes, float16, sources (JSON: name, size, mtime
+        of every TSV)
 
 Split store (HDF5, Q questions, fixed-width arrays, no pickle)::
 
