@@ -27,20 +27,17 @@ each) and the importance rows that some caption uses (``M`` float32 each: ~50 MB
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from hint_lightning.data.caption_batch import CaptionDataInfo
-from hint_lightning.data.caption_collate import collate_captions
 from hint_lightning.data.caption_dataset import CaptionDataset, CaptionTable
-from hint_lightning.data.loading import VQADataModuleBase
+from hint_lightning.data.caption_loading import CaptionDataModuleBase
 from hint_lightning.data.vqa_datamodule import BatchFeatureStore
 from hint_lightning.metrics.caption import coco_references
 from hint_lightning.prepare.coco_captions import CAPTION_STORE_VERSION
@@ -143,7 +140,7 @@ def importance_rows(
     return np.where(keys[position] == wanted, position, -1).astype(np.int64)
 
 
-class COCOCaptionDataModule(VQADataModuleBase):
+class COCOCaptionDataModule(CaptionDataModuleBase):
     """COCO captions with visual-word decisions and their human importance.
 
     Args:
@@ -303,20 +300,6 @@ class COCOCaptionDataModule(VQADataModuleBase):
             token_rows,
             self.max_decisions_per_caption,
         )
-
-    def _split_dataset(self, split: str) -> Dataset:
-        """The dataset of ``split`` (train, val or test)."""
-        if not self._datasets:
-            raise RuntimeError("call prepare_data() and setup() first")
-        return self._datasets[split]
-
-    def _collate_fn(self) -> Callable[[Any], dict[str, Any]]:
-        """Caption items or finished batches -> the caption batch."""
-        return collate_captions
-
-    def dataset(self, split: str) -> CaptionDataset:
-        """The :class:`CaptionDataset` of ``split``; requires :meth:`setup`."""
-        return self._split_dataset(split)  # type: ignore[return-value]
 
     def references(self, split: str) -> dict[int, list[str]]:
         """Image id -> raw reference captions of ``split`` (``val`` or ``test``).

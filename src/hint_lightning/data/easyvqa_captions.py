@@ -22,17 +22,15 @@ caption. ``limit_train_images`` and ``limit_eval_images`` take seeded subsets fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from hint_lightning.data.caption_batch import CaptionDataInfo
-from hint_lightning.data.caption_collate import collate_captions
 from hint_lightning.data.caption_dataset import CaptionDataset, CaptionTable, TensorImages
+from hint_lightning.data.caption_loading import CaptionDataModuleBase
 from hint_lightning.data.easyvqa import COLOR_WORDS, SHAPE_WORDS, TEST_IMAGE_ID_OFFSET
 from hint_lightning.data.easyvqa_store import (
     EasyVQACPArrays,
@@ -40,7 +38,6 @@ from hint_lightning.data.easyvqa_store import (
     ensure_store,
     load_store,
 )
-from hint_lightning.data.loading import VQADataModuleBase
 from hint_lightning.models.updn_captioner import BOS_INDEX, EOS_INDEX, PAD_INDEX
 from hint_lightning.prepare.coco_captions import SPECIAL_TOKENS
 
@@ -199,7 +196,7 @@ def _subset(rows: np.ndarray, limit: int | None, rng: np.random.Generator) -> np
     return np.sort(rng.permutation(rows)[:limit])
 
 
-class EasyVQACaptionDataModule(VQADataModuleBase):
+class EasyVQACaptionDataModule(CaptionDataModuleBase):
     """Captions of easy-VQA images (module docstring), in memory, batched by tensor indexing.
 
     Args:
@@ -344,20 +341,6 @@ class EasyVQACaptionDataModule(VQADataModuleBase):
             max_proposals=int(arrays.features.shape[1]),
             name="easyvqa_captions",
         )
-
-    def _split_dataset(self, split: str) -> Dataset:
-        """The dataset of ``split`` (train, val or test)."""
-        if not self._datasets:
-            raise RuntimeError("call prepare_data() and setup() first")
-        return self._datasets[split]
-
-    def _collate_fn(self) -> Callable[[Any], dict[str, Any]]:
-        """Caption items or finished batches -> the caption batch."""
-        return collate_captions
-
-    def dataset(self, split: str) -> CaptionDataset:
-        """The :class:`CaptionDataset` of ``split``; requires :meth:`setup`."""
-        return self._split_dataset(split)  # type: ignore[return-value]
 
     def references(self, split: str) -> dict[int, list[str]]:
         """Image id -> the reference captions of ``split`` (its images' five captions)."""
