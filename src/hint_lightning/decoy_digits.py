@@ -28,7 +28,7 @@ from hint_lightning.utils.report import (
     format_value,
     markdown_lines,
     rich_table,
-    summarize,
+    summary_row,
 )
 
 RUNS: tuple[tuple[str, str], ...] = (
@@ -83,15 +83,11 @@ def run_all(
 
 def results_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One summary row per run: mean and std of every column over the seeds."""
-    rows = []
-    for name, seeds in results["runs"].items():
-        row: dict[str, Any] = {"model": name}
-        for key, _, _ in COLUMNS:
-            mean, std = summarize([m[key] for m in seeds if key in m])
-            row[key] = {"mean": mean, "std": std}
-        row["seconds"] = summarize(results["seconds"][name])[0]
-        rows.append(row)
-    return rows
+    keys = [key for key, _, _ in COLUMNS]
+    return [
+        summary_row(name, seeds, keys, results["seconds"][name])
+        for name, seeds in results["runs"].items()
+    ]
 
 
 def _cells(row: dict[str, Any]) -> list[str]:

@@ -34,7 +34,7 @@ from hint_lightning.utils.report import (
     format_value,
     markdown_lines,
     rich_table,
-    summarize,
+    summary_row,
 )
 
 
@@ -147,12 +147,8 @@ def results_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             if name in deltas
             else seeds
         )
-        row: dict[str, Any] = {"model": name}
-        for key, _, _ in COLUMNS:
-            mean, std = summarize([m[key] for m in seeds if key in m])
-            row[key] = {"mean": mean, "std": std}
-        row["seconds"] = summarize(results["seconds"][name])[0]
-        rows.append(row)
+        keys = [key for key, _, _ in COLUMNS]
+        rows.append(summary_row(name, seeds, keys, results["seconds"][name]))
     return rows
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -40,6 +41,25 @@ def summarize(values: Sequence[float]) -> tuple[float, float]:
         return float("nan"), float("nan")
     mean = statistics.fmean(values)
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summary_row(
+    name: str, seeds: Sequence[Mapping[str, float]], keys: Sequence[str], seconds: Sequence[float]
+) -> dict[str, Any]:
+    """One table row over seeds: ``{"model", key: {"mean", "std"} ..., "seconds"}``.
+
+    Args:
+        name: the row title.
+        seeds: one metrics dict per seed (a key missing in a seed is skipped for that seed).
+        keys: the metrics to summarize.
+        seconds: wall time per seed (its mean goes to ``seconds``).
+    """
+    row: dict[str, Any] = {"model": name}
+    for key in keys:
+        mean, std = summarize([m[key] for m in seeds if key in m])
+        row[key] = {"mean": mean, "std": std}
+    row["seconds"] = summarize(list(seconds))[0]
+    return row
 
 
 def format_mean_std(stat: Mapping[str, float | None], digits: int = 2) -> str:
