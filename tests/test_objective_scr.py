@@ -44,7 +44,7 @@ def reference_compute_scr_loss(
     sigmoid = torch.nn.Sigmoid()
     num_objs = vqa_grad_cam.shape[1]
     bucket = opt.bucket
-    aidx = answers.argmax(1).detach().cpu().numpy().reshape((-1))
+    aidx = answers.argmax(1).detach().cpu().numpy().reshape(-1)
 
     loss_hint = torch.zeros((vqa_grad_cam.size(0), opt.num_sub, num_objs), dtype=logits.dtype)
     hint_scores = hint_scores.squeeze()
@@ -89,9 +89,9 @@ def reference_compute_scr_loss(
         prob_pred = sigmoid(logits_pred).squeeze()
         vqa_grad_pred_cam = grad_pred_cam(j)
         gradcam_diff = vqa_grad_pred_cam - vqa_grad_cam
-        pred_aidx = ans_idxs[:, j].detach().cpu().numpy().reshape((-1))
+        pred_aidx = ans_idxs[:, j].detach().cpu().numpy().reshape(-1)
         if opt.apply_answer_weight:
-            ans_diff = torch.from_numpy(1 - ans_cossim[aidx, pred_aidx].reshape((-1)))
+            ans_diff = torch.from_numpy(1 - ans_cossim[aidx, pred_aidx].reshape(-1))
             ans_diff = ans_diff.to(logits.dtype)
         prob_diff = prob_pred - prob
         prob_diff_relu = prob_diff * (prob_diff > 0).to(logits.dtype)
