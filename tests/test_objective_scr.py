@@ -456,6 +456,7 @@ def test_answer_cosine_similarity_matches_scikit_learn() -> None:
         ({"num_sub": 6}, "num_sub must be in"),
         ({"bucket_importance": torch.zeros(2, 3, 6)}, "bucket_importance must be"),
         ({"compare_proposal": "best"}, "unknown compare_proposal"),
+        ({"answer_similarity": torch.eye(4)}, "answer_similarity must be"),
         ({"proposal_mask": torch.full((2, 6), 2.0)}, "proposal_mask must be bool"),
         ({"has_human_importance": torch.ones(3)}, "has_human_importance must have shape"),
     ],

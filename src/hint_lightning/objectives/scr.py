@@ -318,6 +318,12 @@ def scr_losses(
     if answer_similarity is None:
         answer_weight = torch.ones_like(prob_diff)
     else:
+        answers = logits.shape[1]
+        if tuple(answer_similarity.shape) != (answers, answers):
+            raise ValueError(
+                f"answer_similarity must be [A, A] = {(answers, answers)}, got "
+                f"{tuple(answer_similarity.shape)}"
+            )
         similarity = answer_similarity.to(prob_diff.device, prob_diff.dtype)
         answer_weight = 1 - similarity[gt_answer.unsqueeze(1), bucket_answers]
     if compare_proposal == "public_code":

@@ -10,20 +10,17 @@ objectives then ask for
   module) or in the feature importance, FI = 0 on them (:mod:`.visfis_fi`);
 * **plausibility**: feature importance aligned with human importance (:mod:`.visfis_fi`).
 
-Removed proposals are replaced through :func:`hint_lightning.importance.replacement
-.remove_proposals`, by default with features of -1 (VisFIS's ``--replace_func negative_ones``,
-``components/feature_impt.py`` lines 54-69). Each perturbation family costs one batched forward
-pass (copy-major ``K * B`` rows): sufficiency and uncertainty share one of ``2 * B`` rows, as in
-VisFIS's single forward of the original and both perturbed copies (``feature_impt.py`` lines
-233-259).
+Removed proposals are replaced by :func:`~hint_lightning.importance.replacement.remove_proposals`,
+by default with features of -1 (``--replace_func negative_ones``, ``components/feature_impt.py``
+lines 54-69). Each perturbation family costs one batched forward (copy-major ``K * B`` rows);
+sufficiency and uncertainty share one of ``2 * B`` rows, as VisFIS's single forward of the
+original and both copies (``feature_impt.py`` lines 233-259).
 
-Every loss is per sample, ``[B]``, NaN where VisFIS masks the sample out (no important, or no
-unimportant, proposal: its ``batch_mask``); VisFIS multiplies such rows by 0 but still divides by
-the whole batch, and for sufficiency that zeroed row costs the constant ``log A`` (softmax) or
-``A log 2`` (sigmoid). The mean of the defined entries equals VisFIS's value on batches where no
-sample is masked out. Reductions follow ``components/losses.py``: a mean over answers where VisFIS
-calls ``F.kl_div``/``MSELoss`` with ``reduction="mean"`` (which averages over answers as well as
-samples), a sum over answers for the sigmoid task loss (``instance_bce_with_logits``).
+Losses are per sample, ``[B]``, NaN where VisFIS's ``batch_mask`` zeroes the row (no important,
+or no unimportant, proposal); VisFIS still divides by the whole batch, and a zeroed sufficiency
+row costs ``log A`` (softmax) or ``A log 2`` (sigmoid). Reductions follow ``losses.py``: a mean
+over answers where it calls ``F.kl_div``/``MSELoss`` with ``reduction="mean"``, a sum over
+answers for the sigmoid task loss (``instance_bce_with_logits``).
 """
 
 from __future__ import annotations
@@ -72,9 +69,7 @@ def important_proposals(
         tensor([[ True, False, False]])
     """
     if human_importance.ndim != 2:
-        raise ValueError(
-            f"human_importance must be [B, N], got shape {tuple(human_importance.shape)}"
-        )
+        raise ValueError(f"human_importance must be [B, N], got {tuple(human_importance.shape)}")
     real = _real(proposal_mask, tuple(human_importance.shape), human_importance.device)
     return (human_importance > threshold) & real
 
@@ -93,8 +88,7 @@ def forward_keeping(
         proposals: ``[B, N, D]``.
         keep: ``[K, B, N]`` (or ``[B, N]``) bool, the proposals each copy keeps.
         proposal_mask: ``[B, N]`` bool or 0/1, False for padded proposals (never kept).
-        replacement: how removed proposals are hidden, see
-            :mod:`hint_lightning.importance.replacement`.
+        replacement: how removed proposals are hidden (see ``remove_proposals``).
 
     Returns:
         ``[K, B, A]`` logits.
