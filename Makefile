@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: help install java demo test test-fast lint format bench clean clean-logs
+.PHONY: help install java demo test test-fast lint format bench gpu-check clean clean-logs
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ format: install ## Format the code with ruff
 
 bench: install ## Run the benchmarks and print one JSON object (also written to benchmarks/results/)
 	$(PY) -m benchmarks.run
+
+gpu-check: install ## Check the CUDA path in minutes (device tests, bf16 + DDP runs, batch-512 step, loader); JSON in benchmarks/results/gpu_check.json
+	$(PY) -m benchmarks.gpu_check
 
 clean: ## Remove caches (keeps .venv, data and logs)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info src/*.egg-info

@@ -30,24 +30,43 @@ VQA_BATCH = 64
 VQA_WORKERS = (0, 2)
 
 
-def bench_vqa_loader(num_images: int, seconds: float, seed: int = 0) -> dict[str, Any]:
-    """The VQA train loader (float32, batch 64) with 0 and 2 workers, one subprocess each."""
+def write_vqa_tree(folder: Path, num_images: int, seed: int = 0) -> Path:
+    """A float32 prepared VQA-CP v2 tree of ``num_images`` images x 36 x 2048 under ``folder``.
+
+    Returns:
+        Its data directory (``paths.data_dir`` of a ``vqacp_v2`` run).
+    """
     from benchmarks.bench_vqa_loader import _write_trees
 
+    return _write_trees(folder, num_images, seed, dtypes=("float32",))["float32"]
+
+
+def measure_vqa_loader(tree: Path, batch_size: int, workers: int, seconds: float) -> dict[str, Any]:
+    """Iterate the tree's shuffled train loader for ``seconds`` in a fresh subprocess.
+
+    Returns:
+        :mod:`benchmarks.bench_vqa_loader`'s ``load`` phase: ``samples_per_s``, ``batches``,
+        ``seconds`` and memory.
+    """
+    return run_phase(
+        "benchmarks.bench_vqa_loader",
+        "load",
+        str(tree),
+        str(batch_size),
+        str(workers),
+        "batched",
+        str(seconds),
+    )
+
+
+def bench_vqa_loader(num_images: int, seconds: float, seed: int = 0) -> dict[str, Any]:
+    """The VQA train loader (float32, batch 64) with 0 and 2 workers, one subprocess each."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_loaders_") as folder:
-        tree = _write_trees(Path(folder), num_images, seed, dtypes=("float32",))["float32"]
+        tree = write_vqa_tree(Path(folder), num_images, seed)
         write = time.perf_counter() - start
         runs = {
-            f"workers_{workers}": run_phase(
-                "benchmarks.bench_vqa_loader",
-                "load",
-                str(tree),
-                str(VQA_BATCH),
-                str(workers),
-                "batched",
-                str(seconds),
-            )
+            f"workers_{workers}": measure_vqa_loader(tree, VQA_BATCH, workers, seconds)
             for workers in VQA_WORKERS
         }
     return {

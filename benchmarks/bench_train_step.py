@@ -10,7 +10,9 @@ reference sizes (300-d embeddings, 1024 hidden, 2048 classifier, 3,129 answers, 
 vocabulary), on batches of 36 proposals x 2048 features and 14-token questions. One step is
 ``zero_grad``, ``training_step`` (forward, task loss, grounding term), ``backward`` and an
 Adamax ``step``: what Lightning's automatic optimization runs. Batch 64 in float32 on CPU; 512
-under ``torch.autocast(bfloat16)`` when CUDA is available.
+under ``torch.autocast(bfloat16)`` when CUDA is available. :func:`run` also takes the device,
+the batch size, the precision and the configurations explicitly (``make gpu-check`` measures
+bf16 and fp32 at batch 512 through it).
 
 Configurations (one shared network and optimizer, one ``VQAModule`` per configuration):
 
@@ -45,7 +47,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -62,6 +64,8 @@ CPU_BATCH = 64
 CUDA_BATCH = 512
 TOP_OPERATORS = 8
 PROFILED = ("none", "hint_fast_all", "hint_reference_all")
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""Precisions by name: ``float32`` runs as is, ``bfloat16`` under ``torch.autocast``."""
 _MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
@@ -204,20 +208,43 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     batch: dict[str, Tensor],
     autocast: Callable[[], AbstractContextManager[Any]],
-) -> None:
-    """One full step: ``zero_grad``, ``training_step``, ``backward``, ``step``."""
+) -> Tensor:
+    """One full step: ``zero_grad``, ``training_step``, ``backward``, ``step``.
+
+    Returns:
+        The step's loss, detached (a scalar on the device: reading it would synchronize).
+    """
     optimizer.zero_grad(set_to_none=True)
     with autocast():
         loss = module.training_step(batch, 0)
     loss.backward()
     optimizer.step()
+    return loss.detach()
 
 
-def _autocast_for(device: torch.device) -> Callable[[], AbstractContextManager[Any]]:
-    """bf16 autocast on CUDA, nothing on CPU."""
-    if device.type == "cuda":
-        return functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
-    return nullcontext
+def default_dtype(device: torch.device) -> torch.dtype:
+    """The benchmark's precision when none is given: bf16 autocast on CUDA, float32 on CPU."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def autocast_for(
+    device: torch.device, dtype: torch.dtype | None = None
+) -> Callable[[], AbstractContextManager[Any]]:
+    """``torch.autocast(device, bfloat16)`` for bf16, nothing for float32.
+
+    Args:
+        device: where the step runs.
+        dtype: ``torch.bfloat16`` or ``torch.float32``; None: :func:`default_dtype`.
+    """
+    dtype = dtype or default_dtype(device)
+    if dtype == torch.float32:
+        return nullcontext
+    return functools.partial(torch.autocast, device.type, dtype=dtype)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``"bfloat16-autocast"`` or ``"float32"`` (the JSON's ``dtype``)."""
+    return "float32" if dtype == torch.float32 else f"{str(dtype).removeprefix('torch.')}-autocast"
 
 
 def _sync(device: torch.device) -> None:
@@ -228,7 +255,11 @@ def _sync(device: torch.device) -> None:
 
 @dataclass
 class Bench:
-    """Everything the timing loop needs: modules, batches, the shared optimizer."""
+    """Everything the timing loop needs: modules, batches, the shared optimizer.
+
+    ``losses`` collects every step's loss (detached, on the device) per configuration, so that
+    a caller can check them (e.g. for NaN/inf under bf16) after the timing.
+    """
 
     device: torch.device
     batch_size: int
@@ -236,24 +267,44 @@ class Bench:
     batches: dict[str, dict[str, Tensor]]
     optimizer: torch.optim.Optimizer
     autocast: Callable[[], AbstractContextManager[Any]]
+    losses: dict[str, list[Tensor]] = field(default_factory=dict)
 
     def step(self, name: str) -> float:
         """Run one step of configuration ``name``; its wall-clock seconds."""
         _sync(self.device)
         start = time.perf_counter()
-        train_step(self.modules[name], self.optimizer, self.batches[name], self.autocast)
+        loss = train_step(self.modules[name], self.optimizer, self.batches[name], self.autocast)
         _sync(self.device)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.losses.setdefault(name, []).append(loss)
+        return seconds
 
 
-def setup(names: list[str], batch_size: int, device: torch.device) -> Bench:
-    """Build the shared network, optimizer and shared batch parts, and one module per name."""
+def setup(
+    names: list[str], batch_size: int, device: torch.device, dtype: torch.dtype | None = None
+) -> Bench:
+    """Build the shared network, optimizer and shared batch parts, and one module per name.
+
+    Args:
+        names: configurations (keys of :data:`CONFIGS`).
+        batch_size: samples per step.
+        device: where the network and the batches live.
+        dtype: ``torch.float32`` or ``torch.bfloat16`` (autocast); None: :func:`default_dtype`.
+    """
     net = build_net().to(device)
     shared = make_features(batch_size)
     modules = {name: build_module(CONFIGS[name], net) for name in names}
     batches = {name: make_batch(shared, CONFIGS[name].hinted_fraction, device) for name in names}
     optimizer = modules[names[0]].configure_optimizers()
-    return Bench(device, batch_size, modules, batches, optimizer, _autocast_for(device))
+    return Bench(device, batch_size, modules, batches, optimizer, autocast_for(device, dtype))
+
+
+def nonfinite_losses(bench: Bench) -> dict[str, int]:
+    """How many recorded steps of each configuration had a NaN or infinite loss."""
+    return {
+        name: int((~torch.isfinite(torch.stack(losses).float())).sum())
+        for name, losses in bench.losses.items()
+    }
 
 
 def time_round_robin(bench: Bench, warmup: int, rounds: int) -> dict[str, list[float]]:
@@ -324,13 +375,15 @@ def profile_step(bench: Bench, name: str, top: int = TOP_OPERATORS) -> dict[str,
     }
 
 
-def _memory_of(name: str, batch_size: int, steps: int) -> dict[str, Any]:
+def _memory_of(
+    name: str, batch_size: int, steps: int, dtype: torch.dtype = torch.float32
+) -> dict[str, Any]:
     """CPU memory of one configuration, built and run in this process.
 
     The peak RSS is reset first (``clear_refs``), so configurations measured one after the
     other in one process do not see each other's peaks.
     """
-    bench = setup([name], batch_size, torch.device("cpu"))
+    bench = setup([name], batch_size, torch.device("cpu"), dtype)
     gc.collect()
     before = status_mb("VmRSS")
     reset_peak_rss()
@@ -353,15 +406,22 @@ def _memory_of(name: str, batch_size: int, steps: int) -> dict[str, Any]:
     return result
 
 
-def _phase_memory(names: list[str], batch_size: int, steps: int) -> dict[str, Any]:
+def _phase_memory(names: list[str], batch_size: int, steps: int, dtype: str) -> dict[str, Any]:
     """CPU memory of some configurations, one after the other, in this (fresh) process."""
     torch.set_num_threads(os.cpu_count() or 1)
-    return {name: _memory_of(name, batch_size, steps) for name in names}
+    return {name: _memory_of(name, batch_size, steps, DTYPES[dtype]) for name in names}
 
 
-def _cpu_memory(names: list[str], batch_size: int, steps: int, one_process: bool) -> dict:
+def _cpu_memory(
+    names: list[str],
+    batch_size: int,
+    steps: int,
+    one_process: bool,
+    dtype: torch.dtype = torch.float32,
+) -> dict:
     """CPU memory of every configuration: a subprocess each, or one for all (``one_process``)."""
     groups = [names] if one_process else [[name] for name in names]
+    dtype_arg = next(key for key, value in DTYPES.items() if value == dtype)
     memory: dict[str, Any] = {}
     for group in groups:
         memory |= run_phase(
@@ -369,6 +429,7 @@ def _cpu_memory(names: list[str], batch_size: int, steps: int, one_process: bool
             "memory",
             str(batch_size),
             str(steps),
+            dtype_arg,
             *group,
             env=_MALLOC_ENV,
         )
@@ -419,30 +480,51 @@ def _summaries(times: dict[str, list[float]], batch_size: int) -> dict[str, dict
     return result
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """The whole benchmark (``quick``: fewer rounds and memory steps)."""
+def run(
+    quick: bool = False,
+    device: torch.device | None = None,
+    batch_size: int | None = None,
+    dtype: torch.dtype | None = None,
+    names: list[str] | None = None,
+    profile: bool = True,
+) -> dict[str, Any]:
+    """The whole benchmark (``quick``: fewer rounds and memory steps).
+
+    Args:
+        quick: 1 warm-up and 2 timed rounds, one memory step, one profile.
+        device: None: CUDA when available, else CPU (:func:`device_and_batch_size`).
+        batch_size: None: 512 on CUDA, 64 on CPU.
+        dtype: ``torch.float32`` or ``torch.bfloat16`` (autocast); None: :func:`default_dtype`.
+        names: the configurations (keys of :data:`CONFIGS`, ``"none"`` first or anywhere, but
+            present: ratios are to it); None: all of them.
+        profile: record the ``torch.profiler`` tables.
+    """
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
-    device, batch_size = device_and_batch_size()
+    device = device or device_and_batch_size()[0]
+    batch_size = batch_size or (CUDA_BATCH if device.type == "cuda" else CPU_BATCH)
+    dtype = dtype or default_dtype(device)
     warmup, rounds, memory_steps = (1, 2, 1) if quick else (5, 20, 2)
-    names = list(CONFIGS)
+    names = names or list(CONFIGS)
     start = time.perf_counter()
-    bench = setup(names, batch_size, device)
+    bench = setup(names, batch_size, device, dtype)
     times = time_round_robin(bench, warmup, rounds)
     configs = _summaries(times, batch_size)
-    profiled = ("hint_fast_all",) if quick else PROFILED
-    profiles = {name: profile_step(bench, name) for name in profiled}
+    for name, count in nonfinite_losses(bench).items():
+        configs[name]["nonfinite_losses"] = count
+    profiled = [name for name in (("hint_fast_all",) if quick else PROFILED) if name in names]
+    profiles = {name: profile_step(bench, name) for name in profiled} if profile else {}
     memory = {name: _cuda_memory(bench, name) for name in names} if device.type == "cuda" else {}
     sizes = _parameter_mb(bench)
     del bench
     gc.collect()
     if device.type != "cuda":
-        memory = _cpu_memory(names, batch_size, memory_steps, one_process=quick)
+        memory = _cpu_memory(names, batch_size, memory_steps, one_process=quick, dtype=dtype)
     for name in names:
         configs[name]["memory"] = memory[name]
     return {
         "device": device.type,
-        "dtype": "bfloat16-autocast" if device.type == "cuda" else "float32",
+        "dtype": dtype_name(dtype),
         "batch_size": batch_size,
         "sizes": {
             "proposals": NUM_PROPOSALS,
@@ -475,8 +557,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:
-        _, batch_size, steps, *names = args.phase
-        print_json(_phase_memory(names, int(batch_size), int(steps)), compact=True)
+        _, batch_size, steps, dtype, *names = args.phase
+        print_json(_phase_memory(names, int(batch_size), int(steps), dtype), compact=True)
     else:
         print_json(run(args.quick))
 

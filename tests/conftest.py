@@ -1,4 +1,5 @@
-"""Shared fixtures: the easy-VQA-CP store is built once per test session."""
+"""Shared fixtures: the easy-VQA-CP store is built once per test session; the ``device``
+parameter of the device tests (``@pytest.mark.device``) comes from ``--device``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,50 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+DEVICES_ENV = "HINT_TEST_DEVICES"
+"""Comma-separated devices for the ``device`` parameter when ``--device`` is not given."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--device cpu|cuda`` (repeatable): where the ``device`` tests run."""
+    parser.addoption(
+        "--device",
+        action="append",
+        choices=("cpu", "cuda"),
+        help=f"run tests that take a `device` on this device (repeatable; default: cpu, and "
+        f"cuda when available; or ${DEVICES_ENV}=cpu,cuda)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize every test that takes ``device`` over the selected devices.
+
+    Default: ``cpu``, plus ``cuda`` when ``torch.cuda.is_available()``. A requested ``cuda``
+    without a CUDA device is skipped with a reason, never silently run on the CPU.
+    """
+    if "device" not in metafunc.fixturenames:
+        return
+    import torch
+
+    cuda = torch.cuda.is_available()
+    chosen = metafunc.config.getoption("--device") or [
+        name.strip() for name in os.environ.get(DEVICES_ENV, "").split(",") if name.strip()
+    ]
+    unknown = sorted(set(chosen) - {"cpu", "cuda"})
+    if unknown:
+        raise pytest.UsageError(f"{DEVICES_ENV}: unknown device(s) {unknown}; use cpu, cuda")
+    devices = list(dict.fromkeys(chosen)) or ["cpu", *(["cuda"] if cuda else [])]
+    no_cuda = pytest.mark.skip(reason="--device cuda: no CUDA device (torch.cuda.is_available())")
+    metafunc.parametrize(
+        "device",
+        [
+            pytest.param(
+                torch.device(name), id=name, marks=[no_cuda] if name == "cuda" and not cuda else []
+            )
+            for name in devices
+        ],
+    )
 
 
 @pytest.fixture(scope="session")
