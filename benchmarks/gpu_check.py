@@ -32,15 +32,22 @@ Exit status 1 when a target fails or a part fails on an available device; 2 for 
 from __future__ import annotations
 
 import argparse
-import subprocess
+import json
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, print_json, run_json
-from benchmarks.gpu_check_runs import BUDGET_S, Budget, device_tests, log, training_runs
+from benchmarks.common import ROOT, print_json
+from benchmarks.gpu_check_runs import (
+    BUDGET_S,
+    Budget,
+    device_tests,
+    log,
+    run_command,
+    training_runs,
+)
 from hint_lightning.utils.io import write_json
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -58,16 +65,14 @@ def run_part(name: str, args: list[str], budget: Budget) -> dict[str, Any]:
     limit = budget.limit(name)
     if limit < 5:
         return {"error": "skipped: the time budget is spent"}
-    start = time.perf_counter()
+    command = [sys.executable, "-m", "benchmarks.gpu_check", "--part", name, *args]
+    code, stdout, tail, seconds = run_command(command, limit)
+    budget.charge(name, seconds)
     try:
-        result = run_json("benchmarks.gpu_check", "--part", name, *args, timeout=limit)
-    except subprocess.TimeoutExpired:
-        result = {"error": f"timed out after {limit:.0f} s"}
-    except (RuntimeError, ValueError) as error:
-        result = {"error": str(error)[-3000:]}
-    result["wall_s"] = round(time.perf_counter() - start, 1)
-    budget.charge(name, result["wall_s"])
-    return result
+        result = json.loads(stdout) if code == 0 else {"error": f"exit {code}: {tail}"}
+    except json.JSONDecodeError:
+        result = {"error": f"no JSON on stdout: {tail}"}
+    return result | {"wall_s": seconds}
 
 
 def _target(

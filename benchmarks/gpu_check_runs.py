@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -61,22 +62,34 @@ class Budget:
         self.spent[part] = self.spent.get(part, 0.0) + seconds
 
 
-def run_command(command: list[str], limit: float) -> tuple[int | None, str, float]:
-    """Run a command from the repository root, W&B offline.
+def run_command(command: list[str], limit: float) -> tuple[int | None, str, str, float]:
+    """Run a command from the repository root in its own process group, W&B offline.
+
+    On timeout the whole group is killed (DDP ranks, loader workers, benchmark phases too).
 
     Returns:
-        The exit status (None on timeout), the tail of its output, its seconds.
+        The exit status (None on timeout), its stdout, the tail of its stderr and stdout
+        (or the timeout message), its seconds.
     """
     start = time.perf_counter()
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            command, cwd=ROOT, capture_output=True, text=True, timeout=limit, env=env, check=False
-        )
-        code, tail = done.returncode, (done.stderr + done.stdout)[-3000:]
+        stdout, stderr = process.communicate(timeout=limit)
+        code, tail = process.returncode, (stderr + stdout)[-3000:]
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, _ = process.communicate()
         code, tail = None, f"timed out after {limit:.0f} s"
-    return code, tail, round(time.perf_counter() - start, 1)
+    return code, stdout, tail, round(time.perf_counter() - start, 1)
 
 
 def _junit_counts(report: Path) -> dict[str, Any]:
@@ -104,7 +117,7 @@ def device_tests(device: str, workdir: Path, budget: Budget) -> dict[str, Any]:
     command = [sys.executable, "-m", "pytest", "tests", "-m", "device", "--device", device]
     command += ["-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
     limit = budget.limit("device_tests")
-    code, tail, seconds = run_command(command, limit)
+    code, _, tail, seconds = run_command(command, limit)
     budget.charge("device_tests", seconds)
     result: dict[str, Any] = {"device": device, "command": " ".join(command[2:]), "wall_s": seconds}
     if not report.exists():
@@ -186,9 +199,8 @@ def training_runs(
         log(f"training run {name}: {record['overrides']}")
         args = [*overrides, *common, f"hydra.run.dir={out}"]
         args += [f"init_from={baseline}"] if hint else []
-        code, tail, record["wall_s"] = run_command(
-            [sys.executable, "-m", "hint_lightning.train", *args], limit
-        )
+        command = [sys.executable, "-m", "hint_lightning.train", *args]
+        code, _, tail, record["wall_s"] = run_command(command, limit)
         budget.charge("training_runs", record["wall_s"])
         if code != 0:
             record["error"] = f"exit {code}: {tail}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -18,7 +19,14 @@ import torch
 from benchmarks.bench_train_step import autocast_for, dtype_name
 from benchmarks.gpu_check import HINT_LOSS_BF16_RTOL, targets
 from benchmarks.gpu_check_parts import STEP_CONFIGS, step_figures
-from benchmarks.gpu_check_runs import BUDGET_S, PART_LIMITS_S, Budget, _junit_counts, check_run
+from benchmarks.gpu_check_runs import (
+    BUDGET_S,
+    PART_LIMITS_S,
+    Budget,
+    _junit_counts,
+    check_run,
+    run_command,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,6 +144,34 @@ def test_budget_caps_each_part_by_its_limit_its_spending_and_the_deadline() -> N
     spent = Budget(10.0)
     spent.deadline = time.monotonic() - 1.0
     assert spent.limit("loader") == 0.0
+
+
+def test_a_part_past_its_limit_is_killed_with_its_children() -> None:
+    # The part starts a child (as DDP ranks, loader workers and benchmark phases are) and
+    # hangs: both must be gone after the timeout, not left running on the machine.
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    code, stdout, tail, seconds = run_command([sys.executable, "-c", script], limit=3.0)
+    assert code is None and tail == "timed out after 3 s" and seconds < 30
+    child = int(stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child), f"the part's child {child} survived the timeout"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 def test_bench_train_step_takes_the_precision() -> None:
