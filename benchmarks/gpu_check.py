@@ -155,7 +155,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
     }.items():
         try:
             out[name] = check()
-        except (KeyError, TypeError) as error:
+        except Exception as error:  # a part failed or returned something else: say so
             out[name] = {"error": f"figure missing (part failed?): {error!r}"}
             out[name]["pass"] = False if evaluated else None
     return out

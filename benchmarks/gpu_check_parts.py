@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -55,8 +57,21 @@ def environment() -> dict[str, Any]:
             "compute_capability": f"{properties.major}.{properties.minor}",
             "memory_gb": round(properties.total_memory / 2**30, 1),
             "bf16_supported": torch.cuda.is_bf16_supported(),
+            "driver": _nvidia_driver(),
         }
     return info
+
+
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver version from ``nvidia-smi``, None where it is missing or fails."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+    try:
+        done = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else None
 
 
 def step_figures(step: dict[str, Any]) -> dict[str, Any]:
