@@ -35,7 +35,7 @@ def reference_compute_scr_loss(
     Source: erobic/negative_analysis_of_grounding ``train.py`` lines 59-144 (itself copied from
     jialinwu17/self_critical_vqa ``train.py`` lines 113-174; zfying/visfis
     ``components/losses.py`` lines 48-175 is the same with ``opt.num_objects`` for 36). Changes:
-    no CUDA device calls; the proposal count is ``vqa_grad_cam.shape[1]`` instead of 36; a stable sort
+    no device moves; the proposal count is ``vqa_grad_cam.shape[1]`` instead of 36; a stable sort
     (ties in human importance break the same way in both); the dtype follows ``logits``; the two
     ``torch.autograd.grad(...).sum(2)`` (lines 65-67, 114-116) are the inputs ``vqa_grad_cam``
     and ``grad_pred_cam(j)``, so that the arithmetic after them can be fed any sensitivities.

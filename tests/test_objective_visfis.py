@@ -33,7 +33,7 @@ from hint_lightning.objectives.visfis import (
 from hint_lightning.objectives.visfis_fi import alignment_loss, fi_invariance_loss
 
 # ---------------------------------------------------------------------------------------------
-# REFERENCE (test only): zfying/visfis re-stated line by line. Changes everywhere: no CUDA device calls
+# REFERENCE (test only): zfying/visfis re-stated line by line. Changes everywhere: no device moves
 # or DEVICE, dtypes follow the inputs, the model is `model(objs) -> logits` (no question), and
 # F.kl_div's warning about reduction="mean" is silenced (the value is what VisFIS computes).
 # ---------------------------------------------------------------------------------------------
