@@ -1,1 +1,50 @@
-"""Importance methods: one score per proposal for a decision, one class per method."""
+"""Importance methods: one score per proposal for a decision, one class per method.
+
+Every method follows :class:`~hint_lightning.importance.base.ImportanceMethod`'s call::
+
+    method.attribute(forward_fn, proposals, proposal_mask=None, *, create_graph=False) -> [B, N]
+
+:data:`METHODS` maps each name (the file name in ``conf/importance/``) to its class;
+:func:`get_method` builds one by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hint_lightning.importance.base import (
+    CAPABILITIES,
+    DecisionFunction,
+    ImportanceMethod,
+    capabilities,
+)
+from hint_lightning.importance.gradient import Gradient
+
+METHODS: dict[str, type[ImportanceMethod]] = {cls.name: cls for cls in (Gradient,)}
+"""Every importance method, by name."""
+
+
+def get_method(name: str, **kwargs: Any) -> ImportanceMethod:
+    """Build the importance method called ``name`` with its keyword arguments.
+
+    Raises:
+        ValueError: for an unknown name, listing the available ones.
+
+    Example:
+        >>> get_method("gradient", use_shift=False)
+        Gradient(use_shift=False)
+    """
+    if name not in METHODS:
+        raise ValueError(f"unknown importance method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[name](**kwargs)
+
+
+__all__ = [
+    "CAPABILITIES",
+    "METHODS",
+    "DecisionFunction",
+    "Gradient",
+    "ImportanceMethod",
+    "capabilities",
+    "get_method",
+]
