@@ -70,17 +70,19 @@ def test_takes_the_shift_path_when_offered(tiny, proposals_of) -> None:
 
 
 @pytest.mark.parametrize("use_shift", [True, False])
-def test_second_order_gradients_pass_gradcheck(tiny, proposals_of, ragged_mask, use_shift) -> None:
-    model = tiny()
+def test_second_order_gradients_pass_gradcheck(tiny, proposals_of, use_shift) -> None:
+    model, mask = (
+        tiny(batch=2, dim=3, hidden=2),
+        torch.tensor([[True, True, True], [True, False, True]]),
+    )
 
     def importance(proposals, weight):
         model.weight = weight
         method = Gradient(use_shift=use_shift)
-        return method.attribute(
-            model.decision_function(), proposals, ragged_mask, create_graph=True
-        )
+        return method.attribute(model.decision_function(), proposals, mask, create_graph=True)
 
-    inputs = (proposals_of().requires_grad_(True), model.weight.clone().requires_grad_(True))
+    proposals = proposals_of(batch=2, slots=3, dim=3).requires_grad_(True)
+    inputs = (proposals, model.weight.clone().requires_grad_(True))
     assert gradcheck(importance, inputs)
     assert gradgradcheck(importance, inputs)
 

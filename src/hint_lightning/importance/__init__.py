@@ -18,9 +18,29 @@ from hint_lightning.importance.base import (
     ImportanceMethod,
     capabilities,
 )
+from hint_lightning.importance.attention import Attention
+from hint_lightning.importance.expected_gradients import ExpectedGradients, VisFISExpectedGradients
 from hint_lightning.importance.gradient import Gradient
+from hint_lightning.importance.input_x_gradient import InputXGradient
+from hint_lightning.importance.integrated_gradients import IntegratedGradients
+from hint_lightning.importance.keep_one_in import KeepOneIn
+from hint_lightning.importance.kernel_shap import KernelShap
+from hint_lightning.importance.leave_one_out import LeaveOneOut
 
-METHODS: dict[str, type[ImportanceMethod]] = {cls.name: cls for cls in (Gradient,)}
+METHODS: dict[str, type[ImportanceMethod]] = {
+    cls.name: cls
+    for cls in (
+        Gradient,
+        InputXGradient,
+        IntegratedGradients,
+        ExpectedGradients,
+        VisFISExpectedGradients,
+        LeaveOneOut,
+        KeepOneIn,
+        KernelShap,
+        Attention,
+    )
+}
 """Every importance method, by name."""
 
 
@@ -42,9 +62,17 @@ def get_method(name: str, **kwargs: Any) -> ImportanceMethod:
 __all__ = [
     "CAPABILITIES",
     "METHODS",
+    "Attention",
     "DecisionFunction",
+    "ExpectedGradients",
     "Gradient",
     "ImportanceMethod",
+    "InputXGradient",
+    "IntegratedGradients",
+    "KeepOneIn",
+    "KernelShap",
+    "LeaveOneOut",
+    "VisFISExpectedGradients",
     "capabilities",
     "get_method",
 ]
