@@ -17,6 +17,7 @@ from hint_lightning.importance import (
     capabilities,
     get_method,
 )
+from hint_lightning.importance.replacement import tile_batch
 from hint_lightning.train import CONFIG_DIR
 
 IMPORTANCE_CONFIGS = Path(CONFIG_DIR) / "importance"
@@ -69,3 +70,73 @@ def test_rejects_malformed_proposals_and_masks(tiny) -> None:
         Gradient().attribute(tiny().score, torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r"proposal_mask must have shape \(3, 4\)"):
         Gradient().attribute(tiny().score, torch.zeros(3, 4, 5), torch.ones(3, 5))
+
+
+SMALL = {  # every method, with settings small enough for a test
+    "gradient": {},
+    "input_x_gradient": {},
+    "integrated_gradients": {"n_steps": 5},
+    "expected_gradients": {"n_samples": 3, "seed": 0},
+    "visfis_expected_gradients": {"n_samples": 3, "seed": 0},
+    "leave_one_out": {},
+    "keep_one_in": {},
+    "kernel_shap": {"n_samples": 6, "seed": 0},
+    "attention": {},
+}
+
+
+def test_every_method_is_exercised_here() -> None:
+    assert set(SMALL) == set(METHODS)
+
+
+class CountingForward:
+    """The tiny model's forward function, recording the rows of every call."""
+
+    def __init__(self, model) -> None:
+        self.model, self.rows = model, []
+
+    def __call__(self, proposals, mask):
+        self.rows.append(proposals.shape[0])
+        return self.model.score(proposals, mask)
+
+    def with_shift(self, proposals, mask, shift):
+        self.rows.append(proposals.shape[0])
+        return self.model.score_with_shift(proposals, mask, shift)
+
+    def attention(self, proposals, mask):
+        self.rows.append(proposals.shape[0])
+        return self.model.attention(proposals, mask)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_forward_passes_counts_the_rows_evaluated(tiny, proposals_of, name) -> None:
+    method = get_method(name, **SMALL[name])
+    forward = CountingForward(tiny())
+    method.attribute(forward, proposals_of())
+    assert sum(forward.rows) == method.forward_passes(4) * 3
+
+
+@pytest.mark.parametrize(
+    "name", sorted(name for name in SMALL if get_method(name).forward_passes(4) > 1)
+)
+def test_chunking_bounds_the_rows_and_keeps_the_numbers(tiny, proposals_of, name) -> None:
+    model, proposals = tiny(), proposals_of()
+    forward = CountingForward(model)
+    chunked = get_method(name, **SMALL[name], max_batch_rows=7).attribute(forward, proposals)
+    assert max(forward.rows) == 6  # two copies of the batch of 3
+    whole = get_method(name, **SMALL[name], max_batch_rows=None).attribute(model.score, proposals)
+    torch.testing.assert_close(chunked, whole)
+
+
+def test_rows_are_copy_major(proposals_of) -> None:
+    # A forward function that tiles a per-sample offset: row k * B + b must be sample b.
+    offsets = torch.tensor([0.0, 10.0, 20.0], dtype=torch.float64)
+
+    def score(proposals, mask):
+        return (proposals.sum(dim=(1, 2)) + tile_batch(offsets, proposals.shape[0])) ** 2
+
+    proposals = proposals_of()
+    loo = get_method("leave_one_out", replacement="zeros").attribute(score, proposals)
+    total = proposals.sum(dim=(1, 2)) + offsets
+    without = total.unsqueeze(1) - proposals.sum(dim=2)
+    torch.testing.assert_close(loo, total.unsqueeze(1) ** 2 - without**2)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hint_lightning.importance.attention import Attention
 from hint_lightning.importance.base import (
     CAPABILITIES,
     DecisionFunction,
     ImportanceMethod,
     capabilities,
 )
-from hint_lightning.importance.attention import Attention
 from hint_lightning.importance.expected_gradients import ExpectedGradients, VisFISExpectedGradients
 from hint_lightning.importance.gradient import Gradient
 from hint_lightning.importance.input_x_gradient import InputXGradient

@@ -50,8 +50,9 @@ def quadrature(method: str, n_steps: int) -> tuple[Tensor, Tensor]:
         ``(alphas [n_steps], weights [n_steps])`` in float64.
 
     Example:
-        >>> quadrature("riemann_middle", 2)
-        (tensor([0.2500, 0.7500], dtype=torch.float64), tensor([0.5000, 0.5000], dtype=torch.float64))
+        >>> alphas, weights = quadrature("riemann_middle", 2)
+        >>> alphas.tolist(), weights.tolist()
+        ([0.25, 0.75], [0.5, 0.5])
     """
     if method not in QUADRATURES:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(QUADRATURES)}")
