@@ -17,6 +17,9 @@ leak into the next; each section records the 1-minute load average before and af
 * ``data_loading``: the VQA loader of :mod:`benchmarks.bench_loaders` next to the HINT
   training throughput, and their ratio;
 * ``easyvqa_cp_loader``: one epoch of the easy-VQA-CP train loader;
+* ``importance``: :mod:`benchmarks.bench_importance` (every importance method's forward passes
+  and milliseconds per batch, evaluation and training, UpDn at paper scale; ``--quick``: a
+  batch of 8, evaluation only);
 * ``targets``: each target with its measured value and whether it is met.
 
 The object is printed on stdout and written to ``benchmarks/results/bench.json``
@@ -178,6 +181,7 @@ def run(quick: bool) -> dict[str, Any]:
         result["data_loading"] = data_loading(loaders, result["train_step"])
     result["data_loading"]["load_average_1m"] = loaders["load_average_1m"]
     result["easyvqa_cp_loader"] = loaders.get("easyvqa_cp", {"error": loaders.get("error")})
+    result["importance"] = _section("importance", "benchmarks.bench_importance", quick)
     result["targets"] = targets(result)
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["machine"]["note"] = _load_note(result)

@@ -23,6 +23,7 @@ SECTIONS = (
     "hat_scoring",
     "data_loading",
     "easyvqa_cp_loader",
+    "importance",
     "targets",
 )
 TRAIN_CONFIGS = (
@@ -94,6 +95,9 @@ def test_quick_benchmark_has_every_section(quick_results: dict[str, Any]) -> Non
     loading = quick_results["data_loading"]
     assert set(loading["ratio_loader_to_hint"]) == {"workers_0", "workers_2"}
     assert quick_results["easyvqa_cp_loader"]["samples_per_s"] > 0
+    importance = quick_results["importance"]["methods"]
+    assert {"gradient", "leave_one_out", "kernel_shap"} <= set(importance)
+    assert all(entry["forward_passes"] >= 1 and "eval_ms" in entry for entry in importance.values())
     assert set(quick_results["targets"]) == set(TARGETS)
     for name, target in quick_results["targets"].items():
         assert isinstance(target["pass"], bool), name
