@@ -24,9 +24,10 @@ milliseconds of
 
 next to ``plain_forward_ms`` (one forward pass of the batch, no gradient) and
 ``plain_step_ms`` (one forward and backward of a loss on the logits), with each time's ratio to
-them. ``--quick``: 1 timed repetition after 1 warm-up, batch 8, ``eval`` only (a smoke check
-of every method; its numbers are not the paper-scale ones). Full: 3 timed repetitions after 1
-warm-up. One JSON object is printed on stdout.
+them. The plain passes are timed 5 times after 2 warm-up calls (which also warm up the kernels
+the methods use); each method and mode is timed twice (``--quick``: once). ``--quick`` also
+takes a batch of 8 and ``eval`` only: a smoke check of every method, not the paper-scale
+numbers. One JSON object is printed on stdout.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def run(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batch_size = batch_size or (QUICK_BATCH_SIZE if quick else BATCH_SIZE)
     modes = modes or (("eval",) if quick else ("eval", "train"))
-    warmup, repeats = 1, 1 if quick else 3
+    repeats = 1 if quick else 2
     net = build_net().to(device)
     inputs = make_inputs(batch_size, device)
     decision = decision_function(net, inputs)
@@ -147,8 +148,8 @@ def run(
         loss = decision(proposals, mask).pow(2).sum()
         torch.autograd.grad(loss, parameters, allow_unused=True)
 
-    plain_forward_ms = summarize(time_it(plain_forward, device, warmup, repeats), 1000)
-    plain_step_ms = summarize(time_it(plain_step, device, warmup, repeats), 1000)
+    plain_forward_ms = summarize(time_it(plain_forward, device, 2, 5), 1000)
+    plain_step_ms = summarize(time_it(plain_step, device, 2, 5), 1000)
     results: dict[str, Any] = {}
     for name in methods or list(METHODS):
         settings = {"replacement": "zeros"} if name in PERTURBATION else {}
@@ -170,7 +171,7 @@ def run(
             if mode not in modes:
                 continue
             print(f"[bench_importance] {name} {mode}", flush=True, file=sys.stderr)
-            times = summarize(time_it(function, device, warmup, repeats), 1000)
+            times = summarize(time_it(function, device, 0, repeats), 1000)
             reference = plain_forward_ms if mode == "eval" else plain_step_ms
             entry[f"{mode}_ms"] = times
             entry[f"{mode}_ratio_to_plain"] = round(times["median"] / reference["median"], 2)

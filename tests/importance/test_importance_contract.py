@@ -89,6 +89,18 @@ def test_every_method_is_exercised_here() -> None:
     assert set(SMALL) == set(METHODS)
 
 
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_uses_gradients_says_which_methods_need_autograd(tiny, proposals_of, name) -> None:
+    method = get_method(name, **SMALL[name])
+    with torch.inference_mode():
+        proposals = proposals_of()
+        if method.uses_gradients:
+            with pytest.raises(ValueError, match="inference_mode"):
+                method.attribute(tiny().decision_function(), proposals)
+        else:
+            method.attribute(tiny().decision_function(), proposals)
+
+
 class CountingForward:
     """The tiny model's forward function, recording the rows of every call."""
 

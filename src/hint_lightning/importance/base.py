@@ -133,6 +133,10 @@ class ImportanceMethod(ABC):
     name: str = ""
     """The method's name in :data:`hint_lightning.importance.METHODS` and ``conf/importance``."""
 
+    uses_gradients: bool = False
+    """Whether the method differentiates the model (then it cannot run inside
+    ``torch.inference_mode``: evaluate with ``Trainer(inference_mode=False)``)."""
+
     @property
     def requires(self) -> frozenset[str]:
         """Capabilities (keys of :data:`CAPABILITIES`) the forward function must offer."""

@@ -75,6 +75,7 @@ class ExpectedGradients(ImportanceMethod):
     """
 
     name = "expected_gradients"
+    uses_gradients = True
     multiply_by_inputs = True
     """Whether each draw's gradient is multiplied by ``P - P'`` (Erion et al.: yes)."""
 

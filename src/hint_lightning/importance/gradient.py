@@ -23,6 +23,7 @@ from hint_lightning.importance.base import (
     require_grad_mode,
     scores_of,
 )
+from hint_lightning.utils.masks import as_proposal_mask
 
 
 def _differentiable(tensor: Tensor) -> Tensor:
@@ -128,6 +129,7 @@ class Gradient(ImportanceMethod):
     """
 
     name = "gradient"
+    uses_gradients = True
 
     def __init__(self, use_shift: bool = True) -> None:
         self.use_shift = bool(use_shift)
@@ -147,7 +149,13 @@ class Gradient(ImportanceMethod):
         )
 
     @staticmethod
-    def from_scores(scores: Tensor, wrt: Tensor, *, create_graph: bool = True) -> Tensor:
+    def from_scores(
+        scores: Tensor,
+        wrt: Tensor,
+        proposal_mask: Tensor | None = None,
+        *,
+        create_graph: bool = True,
+    ) -> Tensor:
         """Gradient importance from a forward pass the caller has already run.
 
         A module that computed its task loss from ``scores`` can take the importance from the
@@ -157,6 +165,7 @@ class Gradient(ImportanceMethod):
             scores: ``[B]`` decision scores computed from ``wrt``.
             wrt: ``[B, N, D]`` proposals that require grad (the result is summed over ``D``), or
                 ``[B, N]`` the zero shift passed to a model's proposal-shift path.
+            proposal_mask: ``[B, N]`` bool or 0/1; padded slots get 0 (None: all real).
             create_graph: keep the result differentiable.
 
         Returns:
@@ -169,4 +178,6 @@ class Gradient(ImportanceMethod):
                 f"(requires_grad={wrt.requires_grad})"
             )
         gradient = _gradient(scores, wrt, create_graph)
-        return gradient.sum(dim=-1) if wrt.ndim == 3 else gradient
+        importance = gradient.sum(dim=-1) if wrt.ndim == 3 else gradient
+        mask = as_proposal_mask(proposal_mask, importance.shape)
+        return importance if mask is None else importance.masked_fill(~mask, 0.0)

@@ -25,6 +25,7 @@ class InputXGradient(ImportanceMethod):
     """
 
     name = "input_x_gradient"
+    uses_gradients = True
 
     def forward_passes(self, num_proposals: int) -> int:
         """One forward (and one backward) pass."""

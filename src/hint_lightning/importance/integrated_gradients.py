@@ -107,6 +107,7 @@ class IntegratedGradients(ImportanceMethod):
     """
 
     name = "integrated_gradients"
+    uses_gradients = True
 
     def __init__(
         self,
