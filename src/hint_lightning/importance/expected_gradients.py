@@ -41,7 +41,7 @@ from hint_lightning.importance.base import (
     copy_chunks,
 )
 from hint_lightning.importance.gradient import input_gradient, summed_gradient
-from hint_lightning.importance.integrated_gradients import BASELINES, baseline_values
+from hint_lightning.importance.integrated_gradients import baseline_values, check_baseline
 from hint_lightning.importance.replacement import tile_batch
 
 SAMPLES = "samples"
@@ -89,11 +89,11 @@ class ExpectedGradients(ImportanceMethod):
     ) -> None:
         owner = type(self).__name__
         self.n_samples = check_positive(n_samples, "n_samples", owner)
-        if isinstance(baseline, str) and baseline not in (SAMPLES, *BASELINES):
-            raise ValueError(
-                f"{owner}: unknown baseline {baseline!r}; choose a number or one of "
-                f"{', '.join((SAMPLES, *BASELINES))}"
-            )
+        if baseline != SAMPLES:
+            try:
+                check_baseline(baseline, owner)
+            except ValueError as error:
+                raise ValueError(f"{error} (or {SAMPLES!r}: other samples of the batch)") from None
         self.baseline = baseline
         self.seed = seed
         if generator is None and seed is not None:
