@@ -22,10 +22,11 @@ milliseconds of
 * ``train``: ``attribute(..., create_graph=True)`` and the backward pass of a loss on the
   importance into the parameters (what a grounding objective adds to a training step);
 
-next to ``plain_forward_ms`` (one forward pass of the batch, no gradient) and
-``plain_step_ms`` (one forward and backward of a loss on the logits), with each time's ratio to
-them. The plain passes are timed 5 times after 2 warm-up calls (which also warm up the kernels
-the methods use); each method and mode is timed twice (``--quick``: once). ``--quick`` also
+each timed right after a plain reference call: ``plain_forward_ms`` (one forward pass of the
+batch, no gradient) for ``eval`` and ``plain_step_ms`` (one forward and backward of a loss on
+the logits) for ``train``; ``*_ratio_to_plain`` is the median of the paired ratios, steadier
+than the times when other processes load the CPUs. After 2 warm-up calls of each plain pass,
+each method and mode is timed twice (``--repeats``; ``--quick``: once). ``--quick`` also
 takes a batch of 8 and ``eval`` only: a smoke check of every method, not the paper-scale
 numbers. One JSON object is printed on stdout.
 """
@@ -41,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from benchmarks.common import machine, print_json, summarize
+from benchmarks.common import load_average, machine, print_json, summarize
 from hint_lightning.importance import METHODS, DecisionFunction, get_method
 from hint_lightning.importance.replacement import tile_batch
 
@@ -122,17 +123,33 @@ def time_it(function: Callable[[], Any], device: torch.device, warmup: int, repe
     return seconds
 
 
+def time_paired(
+    function: Callable[[], Any], reference: Callable[[], Any], device: torch.device, repeats: int
+) -> tuple[list[float], list[float]]:
+    """Seconds of ``repeats`` calls of ``function``, each right after a call of ``reference``.
+
+    Pairing keeps each ratio's two times close together, so that a load that drifts over the
+    run (other processes on the CPUs) shifts both.
+    """
+    seconds, reference_seconds = [], []
+    for _ in range(repeats):
+        reference_seconds += time_it(reference, device, 0, 1)
+        seconds += time_it(function, device, 0, 1)
+    return seconds, reference_seconds
+
+
 def run(
     quick: bool,
     batch_size: int | None = None,
     methods: list[str] | None = None,
     modes: tuple[str, ...] | None = None,
+    repeats: int | None = None,
 ) -> dict[str, Any]:
     """Time every method; the JSON object."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batch_size = batch_size or (QUICK_BATCH_SIZE if quick else BATCH_SIZE)
     modes = modes or (("eval",) if quick else ("eval", "train"))
-    repeats = 1 if quick else 2
+    repeats = repeats or (1 if quick else 2)
     net = build_net().to(device)
     inputs = make_inputs(batch_size, device)
     decision = decision_function(net, inputs)
@@ -148,8 +165,10 @@ def run(
         loss = decision(proposals, mask).pow(2).sum()
         torch.autograd.grad(loss, parameters, allow_unused=True)
 
-    plain_forward_ms = summarize(time_it(plain_forward, device, 2, 5), 1000)
-    plain_step_ms = summarize(time_it(plain_step, device, 2, 5), 1000)
+    plain = {"eval": plain_forward, "train": plain_step}
+    plain_seconds: dict[str, list[float]] = {mode: [] for mode in modes}
+    for mode in modes:
+        time_it(plain[mode], device, 2, 0)  # warm-up (also of the kernels the methods use)
     results: dict[str, Any] = {}
     for name in methods or list(METHODS):
         settings = {"replacement": "zeros"} if name in PERTURBATION else {}
@@ -171,10 +190,12 @@ def run(
             if mode not in modes:
                 continue
             print(f"[bench_importance] {name} {mode}", flush=True, file=sys.stderr)
-            times = summarize(time_it(function, device, 0, repeats), 1000)
-            reference = plain_forward_ms if mode == "eval" else plain_step_ms
-            entry[f"{mode}_ms"] = times
-            entry[f"{mode}_ratio_to_plain"] = round(times["median"] / reference["median"], 2)
+            seconds, reference = time_paired(function, plain[mode], device, repeats)
+            plain_seconds[mode] += reference
+            ratios = [time / base for time, base in zip(seconds, reference, strict=True)]
+            entry[f"{mode}_ms"] = summarize(seconds, 1000)
+            entry[f"{mode}_ratio_to_plain"] = summarize(ratios, digits=2)["median"]
+        entry["load_average_1m"] = load_average()
         results[name] = entry
     return {
         "device": str(device),
@@ -182,8 +203,12 @@ def run(
         "num_proposals": NUM_PROPOSALS,
         "feature_dim": FEATURE_DIM,
         "modes": list(modes),
-        "plain_forward_ms": plain_forward_ms,
-        "plain_step_ms": plain_step_ms,
+        "repeats": repeats,
+        "torch_threads": torch.get_num_threads(),
+        **{
+            f"plain_{'forward' if mode == 'eval' else 'step'}_ms": summarize(times, 1000)
+            for mode, times in plain_seconds.items()
+        },
         "methods": results,
         "machine": machine(),
     }
@@ -196,10 +221,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, help="override the batch size")
     parser.add_argument("--methods", help="comma-separated method names (default: all)")
     parser.add_argument("--modes", help="comma-separated: eval, train (default: both)")
+    parser.add_argument("--repeats", type=int, help="timed calls per method and mode")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (default: torch's; 1 is steadier on busy CPUs)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     methods = args.methods.split(",") if args.methods else None
     modes = tuple(args.modes.split(",")) if args.modes else None
-    print_json(run(args.quick, args.batch_size, methods, modes))
+    print_json(run(args.quick, args.batch_size, methods, modes, args.repeats))
 
 
 if __name__ == "__main__":
