@@ -15,13 +15,13 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from hint_lightning.checkpoints import load_weights, read_checkpoint
-from hint_lightning.data.batch import VQADataInfo
-from hint_lightning.data.caption_batch import CaptionDataInfo
-from hint_lightning.modules.base import CHECKPOINT_KEY
+from hint_lightning.checkpoints import CheckpointError, load_weights, read_checkpoint
+from hint_lightning.stored_run import StoredRun, build_datamodule, build_model, read_run
 from hint_lightning.train import CONFIG_DIR, results_entries
+from hint_lightning.utils.cli_errors import ConfigError, report_user_errors
+from hint_lightning.utils.console import quiet_console
 from hint_lightning.utils.instantiate import instantiate_group
 from hint_lightning.utils.io import write_json
 from hint_lightning.utils.report import print_metrics
@@ -29,34 +29,39 @@ from hint_lightning.utils.report import print_metrics
 log = logging.getLogger(__name__)
 
 
-def stored_run(ckpt_path: str) -> tuple[DictConfig, VQADataInfo | CaptionDataInfo]:
+def stored_run(ckpt_path: str, checkpoint: dict[str, Any] | None = None) -> tuple[DictConfig, Any]:
     """The training config and data info stored in one of our checkpoints.
 
+    The config keeps the sections a run is rebuilt from (``data``, ``model``, ``objective``)
+    and the top-level values; every ``_target_`` in it is on the allow-list (see
+    :mod:`hint_lightning.stored_run`).
+
     Raises:
-        ValueError: naming the file, when it was not written by ``hint_lightning.train``.
+        CheckpointError: naming the file, when it is incomplete, or was not written by
+            ``hint_lightning.train``.
+        UnsafeConfigError: naming the file and the target, when its config names a target
+            outside the allow-list (or holds an interpolation).
     """
-    payload = read_checkpoint(ckpt_path).get(CHECKPOINT_KEY)
-    if not payload or not payload.get("config"):
-        raise ValueError(
+    run = _checked_run(ckpt_path, checkpoint)
+    return run.config, run.data_info
+
+
+def _checked_run(ckpt_path: str, checkpoint: dict[str, Any] | None = None) -> StoredRun:
+    run = read_run(ckpt_path, checkpoint)
+    if run is None:
+        raise CheckpointError(
             f"{ckpt_path} holds no hint_lightning run config: was it written by "
             "`python -m hint_lightning.train`?"
         )
-    info = payload["data_info"]
-    if "vocab" in info:  # a captioning checkpoint
-        return OmegaConf.create(payload["config"]), CaptionDataInfo.from_dict(info)
-    data_info = VQADataInfo(
-        answers=tuple(info["answers"]),
-        tokens=tuple(info["tokens"]),
-        feature_dim=int(info["feature_dim"]),
-        max_proposals=int(info["max_proposals"]),
-        name=str(info.get("name", "vqa")),
-    )
-    return OmegaConf.create(payload["config"]), data_info
+    return run
 
 
-def _vocabulary(info: VQADataInfo | CaptionDataInfo) -> tuple[str, ...]:
-    """The answers (VQA) or the caption vocabulary (captioning) a model is tied to."""
-    return info.vocab if isinstance(info, CaptionDataInfo) else info.answers
+def _vocabulary(info: Any) -> tuple[Any, ...]:
+    """The answers (VQA), caption vocabulary or number of classes a model is tied to."""
+    for name in ("vocab", "answers"):
+        if hasattr(info, name):
+            return tuple(getattr(info, name))
+    return (getattr(info, "num_classes", None),)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -65,21 +70,24 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     Returns:
         The metrics as floats (keys ``{split}/...``) plus ``output_dir`` and ``results``.
     """
+    quiet_console()
     split = cfg.get("split", "test")
     if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-    run_cfg, stored_info = stored_run(cfg.ckpt_path)
-    data_cfg = OmegaConf.merge(run_cfg.data, cfg.get("data") or {})
-    datamodule: pl.LightningDataModule = instantiate(data_cfg)
+        raise ConfigError(f"split must be 'test' or 'val', got split={split!r}")
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    run = _checked_run(cfg.ckpt_path, checkpoint)  # refuses foreign or unsafe runs
+    datamodule: pl.LightningDataModule = build_datamodule(run, cfg.get("data") or {})
     datamodule.prepare_data()
     datamodule.setup("test")
-    if _vocabulary(datamodule.info) != _vocabulary(stored_info):
-        raise ValueError(
-            f"the answer vocabulary of the data ({datamodule.info.name}) differs from the one "
-            f"{cfg.ckpt_path} was trained with: evaluate it on the data it was trained for"
+    if _vocabulary(datamodule.info) != _vocabulary(run.data_info):
+        raise ConfigError(
+            f"the answer vocabulary of the data ({getattr(datamodule.info, 'name', 'data')}) "
+            f"differs from the one {cfg.ckpt_path} was trained with: evaluate it on the data "
+            "it was trained for"
         )
-    model = instantiate(run_cfg.model, _partial_=True)(objective=None, data_info=stored_info)
-    load_weights(model, cfg.ckpt_path)
+    model = build_model(run)
+    load_weights(model, cfg.ckpt_path, checkpoint)
+    del checkpoint
     trainer: pl.Trainer = instantiate(
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=[]
     )
@@ -102,6 +110,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
+@report_user_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     evaluate(cfg)

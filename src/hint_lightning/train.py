@@ -17,7 +17,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from hint_lightning.checkpoints import load_weights
+from hint_lightning.build import build_model, option_name
+from hint_lightning.checkpoints import load_weights, read_checkpoint
+from hint_lightning.stored_run import read_run
+from hint_lightning.utils.cli_errors import report_user_errors
+from hint_lightning.utils.console import quiet_console
 from hint_lightning.utils.instantiate import instantiate_group
 from hint_lightning.utils.io import write_json
 from hint_lightning.utils.report import print_metrics
@@ -25,19 +29,46 @@ from hint_lightning.utils.runtime import (
     check_config,
     configure_wandb,
     finish_wandb,
-    is_multirun,
+    optimized_value,
+    register_resolvers,
+    sweeper_target,
 )
+from hint_lightning.utils.settings_checks import check_resume_matches
 
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 """The repository's ``conf/`` folder (the package is installed editable from the checkout)."""
 
+register_resolvers()
+
 
 def build_objective(cfg: DictConfig) -> Any:
     """The configured grounding objective, or None for ``objective=none``."""
     node = cfg.get("objective")
     return instantiate(node) if node else None
+
+
+def _read_start_checkpoints(cfg: DictConfig) -> dict[str, Any] | None:
+    """Check ``ckpt_path`` and ``init_from`` before anything else runs.
+
+    Both are read (an incomplete file is one clear error) and their stored run config is
+    checked against the allow-list; a ``ckpt_path`` must come from this same run.
+
+    Returns:
+        The content of ``init_from`` (its weights are loaded later), or None.
+    """
+    if cfg.get("ckpt_path"):
+        resumed = read_checkpoint(cfg.ckpt_path)
+        run = read_run(cfg.ckpt_path, resumed)
+        stored = None if run is None else OmegaConf.to_container(run.config)
+        check_resume_matches(str(cfg.ckpt_path), stored, cfg)
+        del resumed  # Lightning reads it again when fitting
+    if not cfg.get("init_from"):
+        return None
+    initial = read_checkpoint(cfg.init_from)
+    read_run(cfg.init_from, initial)
+    return initial
 
 
 def _metrics_to_floats(metrics: dict[str, Any]) -> dict[str, float]:
@@ -57,7 +88,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         The final metrics (``val/...``, ``test/...`` as floats), plus ``output_dir``,
         ``ckpt/best`` and ``ckpt/last`` (paths as strings, empty when absent).
     """
+    quiet_console()
     check_config(cfg)
+    initial = _read_start_checkpoints(cfg)
     configure_wandb(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
@@ -66,14 +99,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     # Objects built here are passed after instantiation: Hydra would turn them into configs.
-    model = instantiate(cfg.model, _partial_=True)(
-        objective=build_objective(cfg), data_info=datamodule.info
+    model = build_model(
+        cfg.model, datamodule.info, build_objective(cfg), option_name("data", cfg.data)
     )
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     if hasattr(model, "initialize_from_data") and model.initialize_from_data(datamodule):
         log.info("Initialized the word embeddings from the prepared word vectors")
     if cfg.get("init_from"):
-        load_weights(model, cfg.init_from)
+        load_weights(model, cfg.init_from, initial)
         log.info("Initialized the weights from %s", cfg.init_from)
 
     callbacks = instantiate_group(cfg.get("callbacks"))
@@ -150,25 +183,14 @@ def _report(trainer: pl.Trainer, result: dict[str, Any], title: str) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
+@report_user_errors
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: train, then return the metric that sweepers optimize."""
     try:
         metrics = train(cfg)
     finally:
         finish_wandb()
-    name = cfg.get("optimized_metric")
-    if not name:
-        return None
-    if name not in metrics:
-        message = (
-            f"optimized_metric={name!r} was not logged; available: "
-            f"{sorted(k for k in metrics if '/' in k)}"
-        )
-        if is_multirun():  # a sweeper needs the value
-            raise KeyError(message)
-        log.warning(message)
-        return None
-    return float(metrics[name])
+    return optimized_value(metrics, cfg.get("optimized_metric"), sweeper_target())
 
 
 if __name__ == "__main__":

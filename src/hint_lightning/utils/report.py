@@ -20,6 +20,26 @@ VQA_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 """Metric suffixes and column titles of a Table-1-shaped VQA table."""
 
+TASK_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("acc", "Accuracy", 2),  # VQA (titled "Overall" beside the answer types) and classification
+    ("acc_yes_no", "Yes/No", 2),
+    ("acc_number", "Number", 2),
+    ("acc_other", "Other", 2),
+    ("Bleu_4", "BLEU-4", 3),  # captioning: coco-caption's corpus scores
+    ("METEOR", "METEOR", 3),
+    ("ROUGE_L", "ROUGE-L", 3),
+    ("CIDEr", "CIDEr", 3),
+    ("SPICE", "SPICE", 3),
+)
+"""``(metric suffix, title, digits)`` of each task's own metrics in the console table."""
+GROUNDING_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("rho", "rho (net. imp.)", 3),
+    ("rho_attention", "rho (attention)", 3),
+    ("misgrounded", "misgrounded (%)", 2),
+    ("decoy_share", "net. imp. on decoy (%)", 2),
+)
+"""``(metric suffix, title, digits)`` of the grounding metrics, after the task's own."""
+
 
 def format_value(value: float | None, digits: int = 2) -> str:
     """``12.3456 -> '12.35'``; None or NaN -> an em dash."""
@@ -100,26 +120,44 @@ def rich_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]])
     return table
 
 
+def table_columns(
+    metrics: Mapping[str, float], stages: Sequence[str] = ("val", "test")
+) -> list[tuple[str, str, int]]:
+    """The ``(suffix, title, digits)`` columns of :func:`metrics_table` for these metrics.
+
+    The task's own metrics that are present (VQA: accuracy by answer type, including answer
+    types beyond yes/no, number and other; captioning: BLEU-4, METEOR, ROUGE-L, CIDEr, SPICE;
+    classification: accuracy), then the grounding metrics that are present.
+
+    Example:
+        >>> [title for _, title, _ in table_columns({"test/CIDEr": 0.5, "test/rho": 0.1})]
+        ['CIDEr', 'rho (net. imp.)']
+    """
+    suffixes = {key.split("/", 1)[1] for key in metrics if key.split("/", 1)[0] in stages}
+    known = {suffix for suffix, _, _ in (*TASK_COLUMNS, *GROUNDING_COLUMNS)}
+    extra_types = sorted(s for s in suffixes - known if s.startswith("acc_"))
+    present = [column for column in TASK_COLUMNS if column[0] in suffixes]
+    accuracy = [c for c in present if c[0].startswith("acc")]
+    accuracy += [(s, s[4:].replace("_", " ").capitalize(), 2) for s in extra_types]
+    if len(accuracy) > 1 and accuracy[0][0] == "acc":  # overall beside the answer types
+        accuracy[0] = ("acc", "Overall", 2)
+    others = [c for c in present if not c[0].startswith("acc")]
+    return accuracy + others + [c for c in GROUNDING_COLUMNS if c[0] in suffixes]
+
+
 def metrics_table(
     metrics: Mapping[str, float], stages: Sequence[str] = ("val", "test"), title: str = "Results"
 ) -> Table:
-    """A rich table with one row per stage and the VQA columns that are present."""
-    columns = [
-        (key, name)
-        for key, name in VQA_COLUMNS
-        if any(f"{stage}/{key}" in metrics for stage in stages)
-    ]
+    """A rich table with one row per stage and the columns of :func:`table_columns`."""
+    columns = table_columns(metrics, stages)
     table = Table(title=title)
     table.add_column("split")
-    for _, name in columns:
+    for _, name, _ in columns:
         table.add_column(name, justify="right")
     for stage in stages:
-        if not any(f"{stage}/{key}" in metrics for key, _ in columns):
+        if not any(f"{stage}/{key}" in metrics for key, _, _ in columns):
             continue
-        cells = []
-        for key, _ in columns:
-            value = metrics.get(f"{stage}/{key}")
-            cells.append(format_value(value, 3 if key.startswith("rho") else 2))
+        cells = [format_value(metrics.get(f"{stage}/{key}"), digits) for key, _, digits in columns]
         table.add_row(stage, *cells)
     return table
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from hint_lightning.utils.cli_errors import report_user_errors
+from hint_lightning.utils.console import quiet_console
 from hint_lightning.viz.captioning import (
     choose_caption_items,
     importance_for_caption_words,
@@ -71,6 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     """Command-line entry point; returns the PNG paths."""
     args = parse_args(argv)
+    quiet_console()
     if is_caption_checkpoint(args.base):
         return _caption_main(args)
     datamodule, _, _ = load_datamodule(args.base, args.data_dir)
@@ -107,4 +110,4 @@ def _caption_main(args: argparse.Namespace) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main()
+    report_user_errors(main)()

@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hint_lightning.data import caption_batch as C
 from hint_lightning.data.caption_batch import CaptionDataInfo
 from hint_lightning.evaluate import stored_run
 from hint_lightning.metrics.grounding import spearman_rank_correlation
+from hint_lightning.stored_run import StoredRun, build_datamodule
 from hint_lightning.utils.io import write_json
 from hint_lightning.viz.importance import (
     _answer_title,
@@ -88,10 +88,8 @@ def load_caption_datamodule(
         ValueError: when the data's vocabulary differs from the checkpoint's.
     """
     run_cfg, info = caption_run(ckpt_path)
-    data_cfg = run_cfg.data
-    if data_dir is not None:
-        data_cfg = OmegaConf.merge(data_cfg, {"data_dir": str(data_dir)})
-    datamodule: Any = instantiate(data_cfg)
+    overrides = None if data_dir is None else {"data_dir": str(data_dir)}
+    datamodule: Any = build_datamodule(StoredRun(str(ckpt_path), run_cfg, info), overrides)
     datamodule.prepare_data()
     datamodule.setup("test")
     if tuple(datamodule.info.vocab) != tuple(info.vocab):

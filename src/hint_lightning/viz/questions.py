@@ -22,8 +22,7 @@ from typing import Any, Final
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
@@ -32,6 +31,7 @@ from hint_lightning.data import batch as B
 from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.evaluate import stored_run
 from hint_lightning.metrics.grounding import spearman_rank_correlation
+from hint_lightning.stored_run import StoredRun, build_datamodule, build_model
 
 __all__ = [
     "NO_IMAGE_NOTE",
@@ -70,10 +70,10 @@ def load_datamodule(
             :mod:`hint_lightning.viz.captioning`).
     """
     run_cfg, info = _vqa_run(ckpt_path)
-    data_cfg = run_cfg.data
-    if data_dir is not None:
-        data_cfg = OmegaConf.merge(data_cfg, {"data_dir": str(data_dir)})
-    datamodule: pl.LightningDataModule = instantiate(data_cfg)
+    overrides = None if data_dir is None else {"data_dir": str(data_dir)}
+    datamodule: pl.LightningDataModule = build_datamodule(
+        StoredRun(str(ckpt_path), run_cfg, info), overrides
+    )
     datamodule.prepare_data()
     datamodule.setup("test")
     if datamodule.info.answers != info.answers:
@@ -102,8 +102,12 @@ def _vqa_run(ckpt_path: str) -> tuple[DictConfig, VQADataInfo]:
 
 
 def load_model(ckpt_path: str, run_cfg: DictConfig, info: VQADataInfo) -> pl.LightningModule:
-    """The trained VQA LightningModule of a checkpoint, in eval mode, on the CPU."""
-    model = instantiate(run_cfg.model, _partial_=True)(objective=None, data_info=info)
+    """The trained VQA LightningModule of a checkpoint, in eval mode, on the CPU.
+
+    ``run_cfg.model`` is checked against the allow-list of
+    :mod:`hint_lightning.utils.safe_config` before anything is built.
+    """
+    model = build_model(StoredRun(str(ckpt_path), run_cfg, info))
     load_weights(model, ckpt_path)
     return model.eval()
 
