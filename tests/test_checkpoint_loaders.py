@@ -23,8 +23,17 @@ from hint_lightning.evaluate import evaluate
 from hint_lightning.train import train
 
 PAYLOAD_MODULE = "pwn_payload"
-VQA_INFO = {"answers": ["yes", "no"], "tokens": ["<pad>", "<unk>"], "feature_dim": 4, "max_proposals": 3}
-CAPTION_INFO = {"vocab": ["<pad>", "<bos>", "<eos>", "<unk>", "dog"], "feature_dim": 4, "max_proposals": 3}
+VQA_INFO = {
+    "answers": ["yes", "no"],
+    "tokens": ["<pad>", "<unk>"],
+    "feature_dim": 4,
+    "max_proposals": 3,
+}
+CAPTION_INFO = {
+    "vocab": ["<pad>", "<bos>", "<eos>", "<unk>", "dog"],
+    "feature_dim": 4,
+    "max_proposals": 3,
+}
 
 
 def attack_config() -> dict[str, Any]:
