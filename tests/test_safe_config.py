@@ -72,7 +72,7 @@ def test_a_class_reexported_from_elsewhere_is_refused(monkeypatch: pytest.Monkey
     import hint_lightning.models.layers as layers
 
     monkeypatch.setattr(layers, "Foreign", torch.nn.Linear, raising=False)
-    with pytest.raises(UnsafeConfigError, match="not a class defined in hint_lightning.models"):
+    with pytest.raises(UnsafeConfigError, match=r"not a class defined in hint_lightning\.models"):
         check_stored_config({"_target_": "hint_lightning.models.layers.Foreign"}, "c.ckpt")
 
 
@@ -86,7 +86,7 @@ def test_every_name_is_checked_before_anything_is_imported(
         "model": {"_target_": "hint_lightning.modules.vqa_module.VQAModule"},
         "objective": {"extra": [{"_target_": "evil_module_in_cwd.Payload"}]},
     }
-    with pytest.raises(UnsafeConfigError, match="evil_module_in_cwd.Payload"):
+    with pytest.raises(UnsafeConfigError, match=r"evil_module_in_cwd\.Payload"):
         check_stored_config(tree, "c.ckpt")
     assert imported == []
     assert "evil_module_in_cwd" not in sys.modules
