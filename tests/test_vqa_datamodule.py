@@ -509,12 +509,13 @@ def test_stores_of_another_feature_store_are_refused(fixed: Prepared, tmp_path: 
 
 def test_hydra_configs_instantiate_the_module(fixed: Prepared, tmp_path: Path) -> None:
     from hint_lightning.compose import compose_train_config
+    from hint_lightning.utils.runtime import machine_workers
 
     for name in ("vqacp_v2", "vqa_v2"):
         cfg = compose_train_config([f"data={name}"], output_dir=tmp_path)
         dm = instantiate(cfg.data, data_dir=str(fixed.data_dir))
         assert isinstance(dm, VQADataModule)
-        assert (dm.dataset, dm.batch_size, dm.num_workers) == (name, 512, 4)
+        assert (dm.dataset, dm.batch_size, dm.num_workers) == (name, 512, machine_workers(4))
         assert dm.importance_source == "human" and not dm.hinted_only
     dm = instantiate(cfg.data, data_dir=str(fixed.data_dir), dataset="vqacp_v2", num_workers=0)
     dm.prepare_data()
