@@ -20,11 +20,11 @@ from hint_lightning.utils.safe_config import (
     stored_targets,
 )
 
-REBUILT_GROUPS = ("data", "model", "objective")
+REBUILT_GROUPS = ("data", "model", "objective", "importance")
 
 
 def shipped_targets() -> list[str]:
-    """Every ``_target_`` of the data, model and objective configs we ship."""
+    """Every ``_target_`` of the data, model, objective and importance configs we ship."""
     found = []
     for group in REBUILT_GROUPS:
         for path in sorted((Path(CONFIG_DIR) / group).glob("*.yaml")):

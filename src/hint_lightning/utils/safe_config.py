@@ -16,7 +16,8 @@ allowed only if
 2. it names a class defined in that package (``__module__`` inside it, so a name re-exported
    from elsewhere is refused) that subclasses one of the rule's bases (``nn.Module``,
    ``LightningModule``, ``LightningDataModule``, ``torch.optim.Optimizer``, ``LRScheduler``);
-   functions are never allowed.
+   functions are never allowed. Importance methods subclass
+   :class:`hint_lightning.importance.base.ImportanceMethod`.
 
 Interpolations (``${...}``, hence custom resolvers such as ``oc.env``) are refused anywhere in
 a stored config: ``train`` stores its config resolved, so a stored config has none. A new kind
@@ -70,7 +71,9 @@ TARGET_RULES: tuple[TargetRule, ...] = (
     TargetRule("hint_lightning.models", (_MODULE,)),
     TargetRule("hint_lightning.modules", ("pytorch_lightning.LightningModule", _MODULE)),
     TargetRule("hint_lightning.objectives", (_MODULE,)),
-    TargetRule("hint_lightning.importance", (_MODULE,)),
+    TargetRule(
+        "hint_lightning.importance", ("hint_lightning.importance.base.ImportanceMethod", _MODULE)
+    ),
     TargetRule("hint_lightning.data", ("pytorch_lightning.LightningDataModule",)),
     TargetRule("torch.optim.lr_scheduler", ("torch.optim.lr_scheduler.LRScheduler",)),
     TargetRule("torch.optim", ("torch.optim.Optimizer",)),
