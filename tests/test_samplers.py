@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.connectors.data_connector import _parse_num_batches
 from pytorch_lightning.trainer.states import RunningStage
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
@@ -63,10 +64,11 @@ def test_batches_per_epoch_is_lightnings_num_training_batches(
 ) -> None:
     sampler = ResumableEpochSampler(num_items, num_replicas=replicas)
     length = len(DataLoader(range(num_items), batch_size=batch_size, sampler=sampler))
-    try:
-        expected = _parse_num_batches(RunningStage.TRAINING, length, limit)
-    except Exception:  # Lightning refuses a fraction below one batch
-        pytest.skip("Lightning refuses this limit")
+    if isinstance(limit, float) and int(length * limit) == 0:
+        with pytest.raises(MisconfigurationException):  # Lightning refuses less than a batch
+            _parse_num_batches(RunningStage.TRAINING, length, limit)
+        return
+    expected = _parse_num_batches(RunningStage.TRAINING, length, limit)
     assert batches_per_epoch(num_items, batch_size, replicas, limit) == expected
 
 

@@ -38,13 +38,14 @@ class ResumableModelCheckpoint(ModelCheckpoint):
     Args:
         every_n_train_steps: write ``last.ckpt`` every this many optimizer steps (None or 0:
             only at epoch ends and at the end of training). Never ranks a checkpoint.
+        *args: the other ``ModelCheckpoint`` arguments, in its order (``dirpath``...).
         **kwargs: the other ``ModelCheckpoint`` arguments (``dirpath``, ``filename``,
             ``monitor``, ``mode``, ``save_top_k``, ``save_last``...). The selection checkpoints
             follow ``every_n_epochs`` (default: every validation).
     """
 
-    def __init__(self, every_n_train_steps: int | None = None, **kwargs: Any) -> None:
-        super().__init__(every_n_train_steps=None, **kwargs)
+    def __init__(self, *args: Any, every_n_train_steps: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, every_n_train_steps=None, **kwargs)
         if every_n_train_steps is not None and every_n_train_steps < 0:
             raise ValueError(
                 f"callbacks.model_checkpoint.every_n_train_steps={every_n_train_steps}: must be "
