@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from hint_lightning.data.collate import VQACollate
-from hint_lightning.data.samplers import ResumableEpochSampler
+from hint_lightning.data.samplers import ResumableEpochSampler, trainer_position
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
@@ -88,26 +88,21 @@ class VQADataModuleBase(pl.LightningDataModule):
         """A :class:`ResumableEpochSampler` positioned where the trainer is.
 
         After ``trainer.fit(ckpt_path=...)`` restored a checkpoint written mid-epoch, the
-        trainer's epoch and batch progress say which batches of the interrupted epoch were
-        already trained on; the sampler rebuilds that epoch's order and skips them. Under DDP
-        each process takes its interleaved share of the same order.
+        trainer's batch progress says which batches of the interrupted epoch were already
+        trained on (:func:`trainer_position`); the sampler rebuilds that epoch's order and skips
+        them. Under DDP each process takes its interleaved share of the same order.
         """
-        epoch, done, rank = 0, 0, 0
         trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            epoch = int(getattr(trainer, "current_epoch", 0))
-            fit_loop = getattr(trainer, "fit_loop", None)
-            if fit_loop is not None:
-                done = int(fit_loop.epoch_loop.batch_progress.current.processed)
-            rank = int(getattr(trainer, "global_rank", 0))
+        world_size = self._world_size()
+        epoch, done = trainer_position(trainer, len(dataset), self._device_batch_size, world_size)
         return ResumableEpochSampler(
             len(dataset),
             seed=int(torch.initial_seed() % 2**32),  # the run's seed after seed_everything
             shuffle=self.shuffle,
             start_epoch=epoch,
             skip=done * self._device_batch_size,
-            num_replicas=self._world_size(),
-            rank=rank,
+            num_replicas=world_size,
+            rank=int(getattr(trainer, "global_rank", 0)),
         )
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
