@@ -50,11 +50,11 @@ def _write_questions(data_dir: Path, num_images: int, seed: int) -> None:
     The feature store ``prepared/features/trainval_36.h5`` must exist.
     """
     from hint_lightning.data.feature_store import FeatureStore
-    from hint_lightning.data.question_types import load_question_types
-    from hint_lightning.data.text import build_token_vocab, tokenize
     from hint_lightning.prepare.vqa_hat import write_importance_store
     from hint_lightning.prepare.vqa_questions import build_answer_vocab, join, write_split_store
     from hint_lightning.testing.vqa_files import make_hat_maps, make_vqa_examples, write_hat_zip
+    from hint_lightning.text.question_types import load_question_types
+    from hint_lightning.text.tokenize import build_token_vocab, tokenize
     from hint_lightning.utils.io import write_json
 
     folder = data_dir / "prepared" / "vqa" / "vqacp_v2"

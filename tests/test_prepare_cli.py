@@ -15,7 +15,6 @@ import h5py
 import numpy as np
 import pytest
 
-from hint_lightning.data.batch import ANSWER_TYPES
 from hint_lightning.data.feature_store import FeatureStore
 from hint_lightning.prepare import vqa_hat, vqa_questions
 from hint_lightning.prepare.cli import main
@@ -33,6 +32,7 @@ from hint_lightning.prepare.pipeline import (
 )
 from hint_lightning.prepare.state import BuildLedger
 from hint_lightning.testing.fixtures import FIXTURE_MIN_ANSWER_COUNT, write_fixture_tree
+from hint_lightning.text.answers import ANSWER_TYPES
 
 MIN_COUNT = FIXTURE_MIN_ANSWER_COUNT
 FEATURE_DIM = 64

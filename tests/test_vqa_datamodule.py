@@ -18,8 +18,6 @@ from hint_lightning.data import batch as B
 from hint_lightning.data import vqa_datamodule
 from hint_lightning.data.collate import VQACollate
 from hint_lightning.data.feature_store import FeatureStore
-from hint_lightning.data.question_types import load_question_types
-from hint_lightning.data.text import build_token_vocab, tokenize
 from hint_lightning.data.vqa_datamodule import (
     VQADataModule,
     carve_validation,
@@ -37,6 +35,8 @@ from hint_lightning.prepare.vqa_questions import (
 )
 from hint_lightning.testing.tsv import BottomUpImage, random_bottom_up_images, write_bottom_up_tsv
 from hint_lightning.testing.vqa_files import make_hat_maps, make_vqa_examples, write_hat_zip
+from hint_lightning.text.question_types import load_question_types
+from hint_lightning.text.tokenize import build_token_vocab, tokenize
 from hint_lightning.utils.io import write_json
 
 FEATURE_DIM = 16

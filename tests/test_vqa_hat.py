@@ -13,8 +13,6 @@ import pytest
 from PIL import Image
 
 from hint_lightning.data.importance import proposal_importance
-from hint_lightning.data.question_types import load_question_types
-from hint_lightning.data.text import build_token_vocab, tokenize
 from hint_lightning.prepare.vqa_hat import (
     hat_coverage,
     hat_importance,
@@ -31,6 +29,8 @@ from hint_lightning.testing.vqa_files import (
     write_hat_folder,
     write_hat_zip,
 )
+from hint_lightning.text.question_types import load_question_types
+from hint_lightning.text.tokenize import build_token_vocab, tokenize
 
 IMAGES: dict[int, tuple[tuple[int, int], int]] = {9: ((64, 48), 3), 25: ((50, 40), 5)}
 """image id -> ((width, height), number of proposals)."""

@@ -11,9 +11,6 @@ import h5py
 import numpy as np
 import pytest
 
-from hint_lightning.data.batch import ANSWER_TYPES
-from hint_lightning.data.question_types import load_question_types
-from hint_lightning.data.text import build_token_vocab, encode_tokens, tokenize
 from hint_lightning.metrics.vqa_accuracy import vqa_accuracy
 from hint_lightning.prepare.vqa_questions import (
     build_answer_vocab,
@@ -33,6 +30,9 @@ from hint_lightning.testing.vqa_files import (
     write_vqacp_annotations,
     write_vqacp_questions,
 )
+from hint_lightning.text.answers import ANSWER_TYPES
+from hint_lightning.text.question_types import load_question_types
+from hint_lightning.text.tokenize import build_token_vocab, encode_tokens, tokenize
 
 IMAGE_IDS = (9, 25, 42, 77)
 

@@ -332,7 +332,7 @@ def make_cp_split(
     Args:
         questions: Length-n question texts (give the concepts).
         question_types: Length-n question types (e.g. from
-            :func:`hint_lightning.data.question_types.question_type`).
+            :func:`hint_lightning.text.question_types.question_type`).
         answers: Length-n answers, one per question (e.g. ``multiple_choice_answer``).
         test_fraction: Target share of questions in test, in (0, 1); the walk stops once test
             holds at least ``ceil(test_fraction * n)`` questions.

@@ -26,8 +26,8 @@ from typing import Final
 
 import numpy as np
 
-from hint_lightning.data.batch import ANSWER_TYPES
-from hint_lightning.data.question_types import load_question_types, question_type
+from hint_lightning.text.answers import ANSWER_TYPES
+from hint_lightning.text.question_types import load_question_types, question_type
 
 __all__ = [
     "COLOR_WORDS",

@@ -38,8 +38,7 @@ from hint_lightning.data.easyvqa_store import (
     ensure_store,
     load_store,
 )
-from hint_lightning.models.updn_captioner import BOS_INDEX, EOS_INDEX, PAD_INDEX
-from hint_lightning.prepare.coco_captions import SPECIAL_TOKENS
+from hint_lightning.text.tokens import BOS_INDEX, CAPTION_SPECIAL_TOKENS, EOS_INDEX, PAD_INDEX
 
 __all__ = [
     "CAPTION_TEMPLATES",
@@ -139,7 +138,7 @@ def caption_vocab() -> tuple[str, ...]:
         (('<pad>', '<bos>', '<eos>', '<unk>'), True, True)
     """
     words = {w for t in CAPTION_TEMPLATES for w in t.split() if not w.startswith("{")}
-    return (*SPECIAL_TOKENS, *sorted(words | set(COLOR_WORDS) | set(SHAPE_WORDS)))
+    return (*CAPTION_SPECIAL_TOKENS, *sorted(words | set(COLOR_WORDS) | set(SHAPE_WORDS)))
 
 
 def encode_image_captions(

@@ -17,7 +17,7 @@ easy-VQA-CP feasibility study:
    (``mean``/``std`` are stored; a constant dimension gets std 1), and the human importance
    of every proposal under the blurred shape mask;
 3. question templates, official VQA question types, answer types and token ids
-   (:mod:`hint_lightning.data.text`, vocabulary over all questions);
+   (:mod:`hint_lightning.text.tokenize`, vocabulary over all questions);
 4. the VQA-CP re-split of all 48,248 questions (train and test pooled) with
    :func:`hint_lightning.data.cp_split.make_cp_split` over the **templates**, with
    ``keep_one=True``, ``answer_as_concept=True`` and the soft-CP ``leak`` (default 0.1: our
@@ -68,7 +68,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hint_lightning.data import easyvqa_images as images_mod
-from hint_lightning.data.batch import ANSWER_TYPES
 from hint_lightning.data.cp_split import CPSplit, format_split_report, make_cp_split
 from hint_lightning.data.easyvqa import (
     EasyVQASource,
@@ -76,7 +75,8 @@ from hint_lightning.data.easyvqa import (
     question_template,
     vqa_question_types,
 )
-from hint_lightning.data.text import build_token_vocab, encode_questions, tokenize
+from hint_lightning.text.answers import ANSWER_TYPES
+from hint_lightning.text.tokenize import build_token_vocab, encode_questions, tokenize
 from hint_lightning.utils.io import atomic_path
 
 __all__ = [

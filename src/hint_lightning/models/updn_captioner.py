@@ -65,12 +65,14 @@ what ``W.sum(dim=1)`` would); the attention projection gets ``t_i * W_v.sum(dim=
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from hint_lightning.models.layers import weight_normed_linear
+from hint_lightning.text.tokens import BOS_INDEX, EOS_INDEX, PAD_INDEX
+from hint_lightning.text.tokens import CAPTION_UNK_INDEX as UNK_INDEX
 
 __all__ = [
     "BOS_INDEX",
@@ -84,15 +86,6 @@ __all__ = [
     "StepOutput",
     "UpDnCaptioner",
 ]
-
-PAD_INDEX: Final = 0
-"""``<pad>``: right padding of captions, and what decoders write after ``<eos>``."""
-BOS_INDEX: Final = 1
-"""``<bos>``: the first input token of every caption."""
-EOS_INDEX: Final = 2
-"""``<eos>``: the last target token of every caption; decoding stops after it."""
-UNK_INDEX: Final = 3
-"""``<unk>``: words outside the vocabulary."""
 
 
 class CaptionOutput(NamedTuple):

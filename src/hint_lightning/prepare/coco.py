@@ -67,12 +67,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from hint_lightning.data.feature_store import FeatureStore
-from hint_lightning.data.visual_words import (
-    Duplicates,
-    VisualWords,
-    load_visual_words,
-    read_visual_words_text,
-)
 from hint_lightning.prepare.coco_captions import (
     CAPTION_STORE_VERSION,
     MAX_WORDS,
@@ -112,6 +106,12 @@ from hint_lightning.prepare.pipeline import (
 from hint_lightning.prepare.state import BuildLedger, file_digest, h5_digest
 from hint_lightning.prepare.summary import OutputRecord, PrepareReport, Status
 from hint_lightning.prepare.vqa_questions import describe_sources
+from hint_lightning.text.visual_words import (
+    Duplicates,
+    VisualWords,
+    load_visual_words,
+    read_visual_words_text,
+)
 from hint_lightning.utils.io import write_json
 
 __all__ = [
@@ -478,7 +478,7 @@ def prepare_coco(
         word_count_threshold: Tokens seen more than this many times in the training captions
             enter the vocabulary (5).
         duplicates: Visual words listed under two categories: ``"last"`` (NBT) or
-            ``"exclude"`` (:mod:`hint_lightning.data.visual_words`).
+            ``"exclude"`` (:mod:`hint_lightning.text.visual_words`).
         force: Rebuild every output.
         progress: Show progress bars.
         console: Where messages and the summary go (default: stdout).

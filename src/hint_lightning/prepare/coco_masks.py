@@ -53,8 +53,8 @@ from pycocotools import mask as mask_utils
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hint_lightning.data.importance import proposal_importance
-from hint_lightning.data.visual_words import COCO_CATEGORIES_BY_ID, COCO_CATEGORY_IDS
 from hint_lightning.prepare.vqa_hat import FeatureBoxes
+from hint_lightning.text.visual_words import COCO_CATEGORIES_BY_ID, COCO_CATEGORY_IDS
 from hint_lightning.utils.io import atomic_path
 
 __all__ = [

@@ -48,8 +48,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from hint_lightning.data.feature_store import FeatureStore
-from hint_lightning.data.question_types import load_question_types
-from hint_lightning.data.text import build_token_vocab, tokenize
 from hint_lightning.prepare.features import convert_tsv_to_hdf5, feature_store_is_current
 from hint_lightning.prepare.layout import (
     SPLITS,
@@ -77,6 +75,8 @@ from hint_lightning.prepare.vqa_questions import (
     load_questions,
     write_split_store,
 )
+from hint_lightning.text.question_types import load_question_types
+from hint_lightning.text.tokenize import build_token_vocab, tokenize
 from hint_lightning.utils.io import atomic_path, write_json
 
 __all__ = [

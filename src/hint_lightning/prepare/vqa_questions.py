@@ -41,9 +41,10 @@ import h5py
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hint_lightning.data.batch import ANSWER_TYPES
-from hint_lightning.data.text import PAD_INDEX, encode_questions
-from hint_lightning.metrics.vqa_accuracy import AnswerScorer, normalize_answer
+from hint_lightning.text.answer_scores import AnswerScorer
+from hint_lightning.text.answers import ANSWER_TYPES, normalize_answer
+from hint_lightning.text.tokenize import encode_questions
+from hint_lightning.text.tokens import PAD_INDEX
 from hint_lightning.utils.io import atomic_path
 
 __all__ = [
@@ -569,7 +570,7 @@ def write_split_store(
         answers: The answer vocabulary; class index ``a`` is ``answers[a]``.
         token_index: Question token -> id (``<pad>`` 0, ``<unk>`` 1).
         question_types: The question-type list (e.g.
-            :func:`hint_lightning.data.question_types.load_question_types`); every entry's
+            :func:`hint_lightning.text.question_types.load_question_types`); every entry's
             ``question_type`` must be in it.
         dataset: ``"vqacp_v2"`` or ``"vqa_v2"``.
         split: ``"train"``, ``"test"`` or ``"val"``.

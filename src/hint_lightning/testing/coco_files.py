@@ -43,8 +43,8 @@ from typing import Any, Final
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from hint_lightning.data.visual_words import COCO_CATEGORIES
 from hint_lightning.testing.tsv import BottomUpImage
+from hint_lightning.text.visual_words import COCO_CATEGORIES
 from hint_lightning.utils.io import write_text
 
 __all__ = [

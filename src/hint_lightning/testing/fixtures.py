@@ -72,7 +72,6 @@ from typing import Any, Final
 import numpy as np
 
 from hint_lightning.data.cp_split import make_cp_split, question_concepts
-from hint_lightning.data.text import tokenize
 from hint_lightning.testing.coco_files import FIXTURE_WORD_COUNT_THRESHOLD, write_coco_files
 from hint_lightning.testing.tsv import (
     BottomUpImage,
@@ -90,6 +89,7 @@ from hint_lightning.testing.vqa_files import (
     write_vqacp_annotations,
     write_vqacp_questions,
 )
+from hint_lightning.text.tokenize import tokenize
 from hint_lightning.utils.io import write_text
 
 __all__ = ["ANSWER_CLUSTER", "FIXTURE_MIN_ANSWER_COUNT", "write_fixture_tree"]

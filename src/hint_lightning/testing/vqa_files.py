@@ -29,7 +29,7 @@ from typing import Any, Final
 import numpy as np
 from PIL import Image
 
-from hint_lightning.data.question_types import load_question_types, question_type
+from hint_lightning.text.question_types import load_question_types, question_type
 from hint_lightning.utils.io import atomic_path, write_text
 
 __all__ = [
