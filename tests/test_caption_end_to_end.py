@@ -18,8 +18,11 @@ from hint_lightning.data.caption_collate import collate_captions
 from hint_lightning.data.caption_datamodule import COCOCaptionDataModule
 from hint_lightning.evaluate import evaluate
 from hint_lightning.prepare.coco import prepare_coco
-from hint_lightning.testing.coco_files import FIXTURE_CATEGORY_WORDS, FIXTURE_WORD_COUNT_THRESHOLD
-from hint_lightning.testing.fixtures import write_fixture_tree
+from hint_lightning.prepare.fixture.coco_files import (
+    FIXTURE_CATEGORY_WORDS,
+    FIXTURE_WORD_COUNT_THRESHOLD,
+)
+from hint_lightning.prepare.fixture.tree import write_fixture_tree
 from hint_lightning.train import train
 
 QUICK = (

@@ -14,15 +14,15 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from hint_lightning.data.feature_store import FeatureStore
 from hint_lightning.data.importance import proposal_importance
 from hint_lightning.prepare.cli import main
 from hint_lightning.prepare.coco import prepare_coco
 from hint_lightning.prepare.coco_masks import rle_string_counts, segmentation_problem
+from hint_lightning.prepare.fixture.coco_files import FIXTURE_WORD_COUNT_THRESHOLD
+from hint_lightning.prepare.fixture.tree import write_fixture_tree
 from hint_lightning.prepare.layout import DataLayout, MissingRawFilesError
-from hint_lightning.prepare.state import LEDGER_NAME
-from hint_lightning.testing.coco_files import FIXTURE_WORD_COUNT_THRESHOLD
-from hint_lightning.testing.fixtures import write_fixture_tree
+from hint_lightning.stores.features import FeatureStore
+from hint_lightning.stores.prepare_state import LEDGER_NAME
 from hint_lightning.text.tokens import BOS_INDEX as BOS
 from hint_lightning.text.tokens import CAPTION_SPECIAL_TOKENS as SPECIAL_TOKENS
 from hint_lightning.text.tokens import CAPTION_UNK_INDEX as UNK

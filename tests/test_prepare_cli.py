@@ -15,9 +15,9 @@ import h5py
 import numpy as np
 import pytest
 
-from hint_lightning.data.feature_store import FeatureStore
-from hint_lightning.prepare import vqa_hat, vqa_questions
+from hint_lightning.prepare import vqa_hat, vqa_questions, vqa_raw
 from hint_lightning.prepare.cli import main
+from hint_lightning.prepare.fixture.tree import FIXTURE_MIN_ANSWER_COUNT, write_fixture_tree
 from hint_lightning.prepare.layout import (
     SPLITS,
     DataLayout,
@@ -30,8 +30,8 @@ from hint_lightning.prepare.pipeline import (
     prepare_questions,
     prepare_vqa,
 )
-from hint_lightning.prepare.state import BuildLedger
-from hint_lightning.testing.fixtures import FIXTURE_MIN_ANSWER_COUNT, write_fixture_tree
+from hint_lightning.stores.features import FeatureStore
+from hint_lightning.stores.prepare_state import BuildLedger
 from hint_lightning.text.answers import ANSWER_TYPES
 
 MIN_COUNT = FIXTURE_MIN_ANSWER_COUNT
@@ -83,7 +83,7 @@ def prepared(tree: Path) -> Path:
 def raw_questions(tree: Path, dataset: str, split: str) -> list[dict]:
     """The raw question items of a split."""
     raw = DataLayout(tree).questions(dataset, split)
-    return vqa_questions.load_questions(raw.path, raw.layout or "vqacp")
+    return vqa_raw.load_questions(raw.path, raw.layout or "vqacp")
 
 
 def hat_ids(tree: Path) -> set[int]:

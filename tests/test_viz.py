@@ -233,8 +233,8 @@ def test_question_figure_shows_human_base_and_hinted_importance(
 def test_features_only_data_draws_boxes_on_a_blank_canvas_of_the_image_size(
     tmp_path: Path,
 ) -> None:
+    from hint_lightning.prepare.fixture.tree import write_fixture_tree
     from hint_lightning.prepare.pipeline import prepare_vqa
-    from hint_lightning.testing.fixtures import write_fixture_tree
 
     data_dir = tmp_path / "vqa_data"
     write_fixture_tree(data_dir)

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.evaluate import evaluate
+from hint_lightning.prepare.fixture.tree import write_fixture_tree
 from hint_lightning.prepare.pipeline import prepare_vqa
-from hint_lightning.testing.fixtures import write_fixture_tree
 from hint_lightning.train import train
 
 QUICK = (

@@ -47,6 +47,8 @@ from pycocoevalcap.spice import get_stanford_models as _stanford_models
 from pycocoevalcap.spice.spice import Spice
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
+from hint_lightning.stores.captions import coco_references
+
 __all__ = [
     "CAPTION_METRICS",
     "JAVA_FREE_METRICS",
@@ -259,27 +261,6 @@ def _tokenized_inputs(
     _check_one_line(gts_out, "a reference")
     _check_one_line(res_out, "the result")
     return gts_out, res_out
-
-
-def coco_references(dataset: Mapping[str, Any]) -> dict[int, list[str]]:
-    """The references of a COCO caption annotation file, as :func:`score_captions` takes them.
-
-    Args:
-        dataset: a loaded COCO caption file (``captions_val2014.json`` format), of which only
-            ``annotations`` (``{"image_id", "caption", ...}``) is read.
-
-    Returns:
-        image id -> raw reference captions, in annotation-file order (as ``COCO.imgToAnns``).
-
-    Examples:
-        >>> coco_references({"annotations": [{"image_id": 7, "caption": "A cat."},
-        ...                                  {"image_id": 7, "caption": "a kitten"}]})
-        {7: ['A cat.', 'a kitten']}
-    """
-    references: dict[int, list[str]] = {}
-    for annotation in dataset["annotations"]:
-        references.setdefault(int(annotation["image_id"]), []).append(annotation["caption"])
-    return references
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ Raw inputs (under ``DIR/raw/``, each as distributed)::
 
 Prepared layout (under ``DIR/prepared/``; every file is written to a temporary name and
 renamed, and trusted only once its ledger entry is written, exactly like the VQA outputs: see
-:mod:`hint_lightning.prepare.pipeline` and :mod:`hint_lightning.prepare.state`)::
+:mod:`hint_lightning.prepare.pipeline` and :mod:`hint_lightning.stores.prepare_state`)::
 
     features/<name>.h5                 the FeatureStore the VQA commands build (built here the
                                        same way when missing or out of date)
@@ -62,13 +62,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-import h5py
 from rich.console import Console
 from rich.markup import escape
 
-from hint_lightning.data.feature_store import FeatureStore
 from hint_lightning.prepare.coco_captions import (
-    CAPTION_STORE_VERSION,
     MAX_WORDS,
     WORD_COUNT_THRESHOLD,
     build_caption_vocab,
@@ -78,10 +75,7 @@ from hint_lightning.prepare.coco_captions import (
     write_caption_store,
     write_references,
 )
-from hint_lightning.prepare.coco_masks import (
-    COCO_IMPORTANCE_VERSION,
-    write_visual_word_importance,
-)
+from hint_lightning.prepare.coco_masks import write_visual_word_importance
 from hint_lightning.prepare.coco_splits import (
     KarpathyImage,
     RobustSplit,
@@ -96,23 +90,37 @@ from hint_lightning.prepare.layout import (
     DataLayout,
     require_raw,
 )
-from hint_lightning.prepare.pipeline import (
+from hint_lightning.prepare.run import (
     GEOMETRY_DATASETS,
-    _default_console,
-    _feature_step,
-    _finish,
-    _Run,
+    Run,
+    default_console,
+    feature_step,
+    finish,
 )
-from hint_lightning.prepare.state import BuildLedger, file_digest, h5_digest
 from hint_lightning.prepare.summary import OutputRecord, PrepareReport, Status
-from hint_lightning.prepare.vqa_questions import describe_sources
+from hint_lightning.stores.errors import open_store
+from hint_lightning.stores.features import FeatureStore
+from hint_lightning.stores.prepare_state import (
+    BuildLedger,
+    describe_sources,
+    file_digest,
+    h5_digest,
+)
+from hint_lightning.stores.versions import (
+    CAPTION_STORE_VERSION,
+    COCO_IMPORTANCE_VERSION,
+    COCO_REFERENCES_VERSION,
+    COCO_REPORT_VERSION,
+    COCO_VOCAB_VERSION,
+)
+from hint_lightning.stores.vqa_questions import read_vocabulary
 from hint_lightning.text.visual_words import (
     Duplicates,
     VisualWords,
     load_visual_words,
     read_visual_words_text,
 )
-from hint_lightning.utils.io import write_json
+from hint_lightning.utils.io import read_json, write_json
 
 __all__ = [
     "COCO_REPORT_VERSION",
@@ -122,9 +130,8 @@ __all__ = [
     "prepare_coco",
 ]
 
-VOCAB_VERSION: Final = 1
-REFERENCES_VERSION: Final = 1
-COCO_REPORT_VERSION: Final = 1
+VOCAB_VERSION: Final = COCO_VOCAB_VERSION
+REFERENCES_VERSION: Final = COCO_REFERENCES_VERSION
 _MAX_REPORTED: Final = 5
 """Empty captions named on the console (the report file lists all)."""
 
@@ -143,7 +150,7 @@ def coco_output_counts(path: Path) -> dict[str, int]:
         ``empty_captions``.
     """
     if path.suffix == ".h5":
-        with h5py.File(path, "r") as handle:
+        with open_store(path, "prepared COCO store") as handle:
             if "index_offsets" in handle:
                 return {
                     "images": int(handle["index_image_ids"].shape[0]),
@@ -153,7 +160,7 @@ def coco_output_counts(path: Path) -> dict[str, int]:
                 "images": int(handle["image_ids"].shape[0]),
                 "captions": int(handle["captions"].shape[0]),
             }
-    payload = json.loads(path.read_text())
+    payload = read_json(path)
     if path.name == "vocab.json":
         return {"tokens": len(payload)}
     if path.name.endswith("_references.json"):
@@ -207,14 +214,14 @@ class _Inputs:
         """``raw/coco/dataset_coco.json``."""
         return self.layout.karpathy_file().path
 
-    def images(self, run: _Run) -> list[KarpathyImage]:
+    def images(self, run: Run) -> list[KarpathyImage]:
         """The Karpathy file's images."""
         if self._images is None:
             with run.status(f"reading {self.karpathy_path.name}"):
                 self._images = load_karpathy(self.karpathy_path)
         return self._images
 
-    def splits(self, run: _Run, family: str) -> dict[str, list[int]]:
+    def splits(self, run: Run, family: str) -> dict[str, list[int]]:
         """The positions of each split's images in :meth:`images`."""
         if family not in self._splits:
             self._splits[family] = family_splits(
@@ -247,13 +254,13 @@ def _robust_split(layout: DataLayout) -> RobustSplit:
 # --------------------------------------------------------------------------------------------
 
 
-def _features(run: _Run, float16: bool, feature_dim: int) -> Path:
+def _features(run: Run, float16: bool, feature_dim: int) -> Path:
     """The feature store: built from the TSVs when they are there (skipped when up to date),
     else the existing store as is."""
     layout = run.layout
     store = layout.feature_store(run.features)
     if layout.feature_tsvs(run.features):
-        _feature_step(run, float16, feature_dim)
+        feature_step(run, float16, feature_dim)
     else:
         run.console.print(
             f"[dim]use    {run.report.name(store)} (no TSVs under "
@@ -263,7 +270,7 @@ def _features(run: _Run, float16: bool, feature_dim: int) -> Path:
     return store
 
 
-def _vocab_step(run: _Run, inputs: _Inputs, family: str, threshold: int) -> None:
+def _vocab_step(run: Run, inputs: _Inputs, family: str, threshold: int) -> None:
     """``<family>/vocab.json`` from the family's training captions."""
     out = run.layout.coco_vocab(family)
     stamp = {**inputs.stamp(family), "threshold": threshold, "format_version": VOCAB_VERSION}
@@ -280,7 +287,7 @@ def _vocab_step(run: _Run, inputs: _Inputs, family: str, threshold: int) -> None
 
 
 def _caption_step(
-    run: _Run, inputs: _Inputs, family: str, split: str, store_path: Path, image_ids: str
+    run: Run, inputs: _Inputs, family: str, split: str, store_path: Path, image_ids: str
 ) -> None:
     """``<family>/<split>.h5`` after checking that every image has features."""
     layout = run.layout
@@ -311,7 +318,7 @@ def _caption_step(
             out,
             images,
             positions,
-            json.loads(vocab_path.read_text()),
+            read_vocabulary(vocab_path),
             inputs.visual_words(),
             attrs={
                 "family": family,
@@ -332,7 +339,7 @@ def _caption_step(
     run.step(BuildLedger(out.parent), out, stamp, build)
 
 
-def _references_step(run: _Run, inputs: _Inputs, family: str, split: str) -> None:
+def _references_step(run: Run, inputs: _Inputs, family: str, split: str) -> None:
     """``<family>/<split>_references.json`` for every image of the split."""
     out = run.layout.coco_references(family, split)
     stamp = {**inputs.stamp(family), "format_version": REFERENCES_VERSION}
@@ -351,7 +358,7 @@ def _references_step(run: _Run, inputs: _Inputs, family: str, split: str) -> Non
     run.step(BuildLedger(out.parent), out, stamp, build)
 
 
-def _importance_step(run: _Run, store_path: Path) -> None:
+def _importance_step(run: Run, store_path: Path) -> None:
     """``importance.h5`` from both instances files and the feature store's boxes."""
     layout = run.layout
     instances = [layout.coco_instances(s).path for s in ("train2014", "val2014")]
@@ -393,7 +400,7 @@ def _importance_step(run: _Run, store_path: Path) -> None:
     run.step(BuildLedger(out.parent), out, stamp, build)
 
 
-def _report_payload(run: _Run, inputs: _Inputs) -> dict[str, Any]:
+def _report_payload(run: Run, inputs: _Inputs) -> dict[str, Any]:
     """The content of ``coco_report.json``."""
     images = inputs.images(run)
     empty = empty_captions(images)
@@ -423,7 +430,7 @@ def _report_payload(run: _Run, inputs: _Inputs) -> dict[str, Any]:
     }
 
 
-def _report_step(run: _Run, inputs: _Inputs) -> None:
+def _report_step(run: Run, inputs: _Inputs) -> None:
     """``coco_report.json``; its summary is printed whether built or skipped."""
     out = run.layout.coco_report()
     stamp = {**inputs.stamp(None), "format_version": COCO_REPORT_VERSION}
@@ -432,7 +439,7 @@ def _report_step(run: _Run, inputs: _Inputs) -> None:
         write_json(out, _report_payload(run, inputs))
 
     run.step(BuildLedger(out.parent), out, stamp, build)
-    report = json.loads(out.read_text())
+    report = read_json(out, "COCO prepare report")
     empty = report["empty_captions"]
     run.report.notes["empty_captions"] = empty["count"]
     run.report.notes["robust_split"] = report["robust_split"]["source"]
@@ -496,7 +503,7 @@ def prepare_coco(
     layout = DataLayout(data_dir)
     store_path = layout.feature_store(features)  # validates the variant name
     report = _CocoReport(layout.data_dir, layout.prepared, "coco")
-    run = _Run(layout, features, force, progress, console or _default_console(), report)
+    run = Run(layout, features, force, progress, console or default_console(), report)
     needed = layout.coco_files()
     if not store_path.is_file():
         needed += layout.feature_files(features)
@@ -519,4 +526,4 @@ def prepare_coco(
             _references_step(run, inputs, family, split)
     _importance_step(run, store_path)
     _report_step(run, inputs)
-    return _finish(run, "Prepared coco", started)
+    return finish(run, "Prepared coco", started)

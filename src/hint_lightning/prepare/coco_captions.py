@@ -5,7 +5,7 @@ Vocabulary (:func:`build_caption_vocab`): ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`
 neuraltalk2 / NBT) in the training captions of the family (whole captions, before the cut),
 by decreasing count, ties alphabetically. Stored as a JSON list (index = id).
 
-Caption store (:func:`write_caption_store`, HDF5, one per family and split; ``C`` captions,
+Caption store (:func:`write_caption_store`, :mod:`hint_lightning.stores.captions`; ``C`` captions,
 ``I`` images, ``T = max_words + 2`` = 18)::
 
     image_ids [I] int64          the split's images, in dataset_coco.json order
@@ -36,17 +36,15 @@ pycocoevalcap's ``COCO`` reader takes, for every image of a split::
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final
 
-import h5py
 import numpy as np
 
 from hint_lightning.prepare.coco_splits import KarpathyImage
+from hint_lightning.stores.captions import write_caption_arrays, write_references
 from hint_lightning.text.tokens import (
     BOS_INDEX,
     CAPTION_SPECIAL_TOKENS,
@@ -55,10 +53,8 @@ from hint_lightning.text.tokens import (
     PAD_INDEX,
 )
 from hint_lightning.text.visual_words import VisualWords
-from hint_lightning.utils.io import atomic_path, write_text
 
 __all__ = [
-    "CAPTION_STORE_VERSION",
     "MAX_WORDS",
     "WORD_COUNT_THRESHOLD",
     "build_caption_vocab",
@@ -74,8 +70,6 @@ MAX_WORDS: Final = 16
 """Words kept per caption (the rest is cut)."""
 WORD_COUNT_THRESHOLD: Final = 5
 """Tokens seen more than this many times in training captions enter the vocabulary."""
-CAPTION_STORE_VERSION: Final = 1
-"""``format_version`` of the caption stores written here."""
 
 
 def build_caption_vocab(
@@ -221,14 +215,7 @@ def write_caption_store(
     """
     index = {token: i for i, token in enumerate(vocab)}
     arrays = _caption_rows(images, positions, index, visual_words, max_words)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        for name, array in arrays.items():
-            handle.create_dataset(name, data=array)
-        handle.attrs["format_version"] = CAPTION_STORE_VERSION
-        handle.attrs["max_words"] = max_words
-        handle.attrs["vocab_size"] = len(vocab)
-        for name, value in attrs.items():
-            handle.attrs[name] = value
+    write_caption_arrays(path, arrays, {"max_words": max_words, "vocab_size": len(vocab), **attrs})
     return {
         "images": int(arrays["image_ids"].shape[0]),
         "captions": int(arrays["captions"].shape[0]),
@@ -270,8 +257,3 @@ def caption_references(
         ],
         "type": "captions",
     }
-
-
-def write_references(path: str | os.PathLike[str], references: Mapping[str, Any]) -> Path:
-    """Writes references as compact JSON, atomically."""
-    return write_text(path, json.dumps(references, separators=(",", ":")) + "\n")

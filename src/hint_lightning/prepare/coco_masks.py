@@ -7,8 +7,9 @@ least one instance in the image, the map is the union of the category's instance
 ``COCO.annToMask`` does: polygons through ``frPyObjects`` (all rings of an instance),
 uncompressed RLE (``{"counts": [int], "size": [h, w]}``, the crowd annotations of the
 instances files) through ``frPyObjects``, compressed RLE (``counts`` a string) as is. The
-importance of each proposal is :func:`hint_lightning.data.importance.proposal_importance` of
-that binary map against the image's boxes from the feature store.
+importance of each proposal is
+:func:`hint_lightning.prepare.human_importance.proposal_importance` of that binary map
+against the image's boxes from the feature store.
 
 Validation (:func:`segmentation_problem`; errors name the file, the annotation id and the image
 id): a polygon list must be non-empty and each ring a list of finite numbers of even length at
@@ -47,18 +48,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import h5py
 import numpy as np
 from pycocotools import mask as mask_utils
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hint_lightning.data.importance import proposal_importance
+from hint_lightning.prepare.human_importance import proposal_importance
 from hint_lightning.prepare.vqa_hat import FeatureBoxes
+from hint_lightning.stores.coco_importance import write_coco_importance
 from hint_lightning.text.visual_words import COCO_CATEGORIES_BY_ID, COCO_CATEGORY_IDS
-from hint_lightning.utils.io import atomic_path
+from hint_lightning.utils.io import read_json
 
 __all__ = [
-    "COCO_IMPORTANCE_VERSION",
     "InstancesFile",
     "category_masks",
     "load_instances",
@@ -68,9 +68,6 @@ __all__ = [
     "write_visual_word_importance",
 ]
 
-COCO_IMPORTANCE_VERSION: Final = 1
-"""``format_version`` of the visual-word importance store."""
-_CHUNK_ROWS: Final = 256
 _PYCOCOTOOLS_NUMPY2: Final = "__array__ implementation doesn't accept a copy keyword"
 """The warning pycocotools' decoder gives under numpy 2 (harmless)."""
 _MAX_LISTED: Final = 20
@@ -333,8 +330,7 @@ def load_instances(path: str | os.PathLike[str]) -> InstancesFile:
             category id or a malformed segmentation (naming the file, annotation and image).
     """
     path = Path(path)
-    with path.open("rb") as handle:
-        payload = json.load(handle)
+    payload = read_json(path, "COCO instances file")
     if not isinstance(payload, dict):
         raise ValueError(f"{path} is not a COCO instances file")
     _check_categories(payload.get("categories"), path)
@@ -425,26 +421,21 @@ def _write(path: Path, rows: _Rows, max_boxes: int, attrs: Mapping[str, Any]) ->
     )
     index_ids, starts = np.unique(image_ids, return_index=True)
     offsets = np.append(starts, image_ids.shape[0]).astype(np.int64)
-    count = image_ids.shape[0]
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        handle.create_dataset("image_id", data=image_ids)
-        handle.create_dataset("category_id", data=category_ids)
-        handle.create_dataset(
-            "importance",
-            data=importance,
-            chunks=(max(1, min(_CHUNK_ROWS, count)), max(1, max_boxes)) if count else None,
-        )
-        handle.create_dataset("num_boxes", data=np.array(rows.num_boxes, np.int32)[order])
-        handle.create_dataset("mask_area", data=np.array(rows.mask_area, np.int64)[order])
-        handle.create_dataset("index_image_ids", data=index_ids.astype(np.int64))
-        handle.create_dataset("index_offsets", data=offsets)
-        handle.attrs["format_version"] = COCO_IMPORTANCE_VERSION
-        handle.attrs["max_boxes"] = max_boxes
-        handle.attrs["size_mismatch"] = json.dumps(sorted(rows.size_mismatch))
-        handle.attrs["images_without_features"] = json.dumps(sorted(rows.without_features))
-        handle.attrs["dropped_rings"] = rows.dropped_rings
-        for name, value in attrs.items():
-            handle.attrs[name] = value
+    arrays = {
+        "image_id": image_ids,
+        "category_id": category_ids,
+        "importance": importance,
+        "num_boxes": np.array(rows.num_boxes, np.int32)[order],
+        "mask_area": np.array(rows.mask_area, np.int64)[order],
+        "index_image_ids": index_ids.astype(np.int64),
+        "index_offsets": offsets,
+    }
+    extra = {
+        "size_mismatch": json.dumps(sorted(rows.size_mismatch)),
+        "images_without_features": json.dumps(sorted(rows.without_features)),
+        "dropped_rings": rows.dropped_rings,
+    }
+    write_coco_importance(path, arrays, max_boxes, {**extra, **attrs})
 
 
 def write_visual_word_importance(

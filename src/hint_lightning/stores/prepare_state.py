@@ -5,7 +5,7 @@ with one entry per output file: the output's own size and mtime, and the *stamp*
 from: a JSON object of
 
 * raw inputs, described by name, size and mtime
-  (:func:`hint_lightning.prepare.vqa_questions.describe_sources`), so touching or replacing a
+  (:func:`describe_sources`), so touching or replacing a
   raw file rebuilds what depends on it;
 * prepared inputs, described by a digest of their *content* (:func:`file_digest`,
   :func:`h5_digest`), so rebuilding an upstream file with the same content does not cascade;
@@ -39,22 +39,54 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import h5py
 import numpy as np
 
-from hint_lightning.prepare.vqa_questions import describe_sources
+from hint_lightning.stores.versions import LEDGER_VERSION
 from hint_lightning.utils.io import write_json
 
-__all__ = ["LEDGER_NAME", "BuildLedger", "file_digest", "file_record", "h5_digest"]
+__all__ = [
+    "LEDGER_NAME",
+    "BuildLedger",
+    "describe_sources",
+    "file_digest",
+    "file_record",
+    "h5_digest",
+]
 
 LEDGER_NAME: Final = "prepare_state.json"
 """The ledger's file name inside a prepared folder."""
-LEDGER_VERSION: Final = 1
 _ROWS_PER_READ: Final = 1 << 20
+
+
+def describe_sources(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Name, size and modification time of input files, for up-to-date checks.
+
+    Args:
+        paths: Files or folders (a folder is described by the total size and the latest
+            modification time of the files below it).
+
+    Returns:
+        ``[{"name": str, "size": int, "mtime": float}, ...]`` in the order given.
+
+    Raises:
+        FileNotFoundError: If a path does not exist.
+    """
+    described = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+            size = sum(s.st_size for s in stats)
+            mtime = max((s.st_mtime for s in stats), default=path.stat().st_mtime)
+        else:
+            stat = path.stat()
+            size, mtime = stat.st_size, stat.st_mtime
+        described.append({"name": path.name, "size": int(size), "mtime": float(mtime)})
+    return described
 
 
 def file_record(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ easy-VQA-CP feasibility study):
   normalized box and area (5). They are standardized per dimension afterwards (by the store).
 * **Human attention.** The mask blurred with a Gaussian (sigma 3 px) plays the role of a
   VQA-HAT map; all questions about an image share it. Each proposal's human importance is
-  ``s = E+ / (E+ + E-)`` from :func:`hint_lightning.data.importance.proposal_importance`.
+  ``s = E+ / (E+ + E-)`` from :func:`hint_lightning.prepare.human_importance.proposal_importance`.
 
 Pixel values are scaled to [0, 1] before sampling.
 """
@@ -33,7 +33,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
-from hint_lightning.data.importance import proposal_importance
+from hint_lightning.prepare.human_importance import proposal_importance
 
 __all__ = [
     "FEATURE_DIM",

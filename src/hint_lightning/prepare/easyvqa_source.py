@@ -26,6 +26,12 @@ from typing import Final
 
 import numpy as np
 
+from hint_lightning.stores.easyvqa import (
+    COLOR_WORDS,
+    SHAPE_WORDS,
+    TEST_IMAGE_ID_OFFSET,
+    TEST_QUESTION_ID_OFFSET,
+)
 from hint_lightning.text.answers import ANSWER_TYPES
 from hint_lightning.text.question_types import load_question_types, question_type
 
@@ -39,25 +45,6 @@ __all__ = [
     "question_template",
     "vqa_question_types",
 ]
-
-TEST_QUESTION_ID_OFFSET: Final = 100_000
-"""Test question ``k`` of the package gets question id ``TEST_QUESTION_ID_OFFSET + k``."""
-TEST_IMAGE_ID_OFFSET: Final = 4_000
-"""Test image ``i`` of the package gets image id ``TEST_IMAGE_ID_OFFSET + i``."""
-
-COLOR_WORDS: Final[tuple[str, ...]] = (
-    "black",
-    "blue",
-    "brown",
-    "gray",
-    "green",
-    "red",
-    "teal",
-    "yellow",
-)
-"""The easy-VQA colors (replaced by ``<C>`` in templates)."""
-SHAPE_WORDS: Final[tuple[str, ...]] = ("circle", "rectangle", "triangle")
-"""The easy-VQA shapes (replaced by ``<S>`` in templates; the word "shape" itself stays)."""
 
 _COLOR_RE: Final = re.compile(r"\b(" + "|".join(COLOR_WORDS) + r")\b")
 _SHAPE_RE: Final = re.compile(r"\b(" + "|".join(SHAPE_WORDS) + r")\b")
