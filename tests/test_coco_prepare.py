@@ -560,3 +560,15 @@ def test_robust_ids_missing_from_the_karpathy_file(prepared: Path) -> None:
     edit_json(layout.robust_split_override(), lambda p: p["test_id"].append({"img_id": 123}))
     with pytest.raises(ValueError, match="image 123 of the robust test split"):
         run(prepared)
+
+
+def test_an_empty_karpathy_file_is_one_line_naming_it(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tree / "raw/coco/dataset_coco.json"
+    path.write_bytes(b"")
+    argv = ["coco", "--data-dir", str(tree), "--feature-dim", str(FEATURE_DIM), "--no-progress"]
+    code = main([*argv, "--word-count-threshold", str(FIXTURE_WORD_COUNT_THRESHOLD)])
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and len(error.splitlines()) == 1, error
+    assert str(path) in error and "empty file (0 bytes)" in error

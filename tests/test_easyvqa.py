@@ -8,12 +8,14 @@ checks on real counts, splits and batches.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -358,6 +360,22 @@ def test_synthetic_store_cache_rebuild_and_atomic_write(
     with pytest.raises(RuntimeError, match="disk full"):
         build.ensure_store(cache, broken, source=source, console=_quiet())
     assert sorted(p.name for p in cache.iterdir()) == sorted([path.name, other.name])
+
+
+def test_a_store_written_before_checksums_is_rebuilt_with_a_message(tmp_path: Path) -> None:
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    source = _synthetic_source(images_dir)
+    params = store.EasyVQACPParams()
+    path = build.ensure_store(tmp_path / "cache", params, source=source, console=_quiet())
+    with h5py.File(path, "a") as handle:
+        del handle["_checksums"]  # as every store written before checksums
+    assert not store.has_checksums(path)
+    console = Console(file=io.StringIO(), width=200)
+    assert build.ensure_store(path.parent, params, source=source, console=console) == path
+    assert "written before stores carried checksums; rebuilding it" in console.file.getvalue()
+    assert store.has_checksums(path)
+    store.load_store(path)
 
 
 def test_datamodule_on_a_synthetic_store(tmp_path: Path) -> None:

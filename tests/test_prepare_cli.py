@@ -384,3 +384,18 @@ def test_cli_fixture_then_prepare(tmp_path: Path) -> None:
     assert "Prepared vqacp_v2" in first.stdout
     assert all(name in first.stdout for name in outputs("vqacp_v2"))
     assert "2 question(s) with maps match no split" in " ".join(first.stdout.split())
+
+
+def test_a_null_question_is_one_line_naming_the_file_and_the_question(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tree / "raw/vqacp_v2/vqacp_v2_train_questions.json"
+    items = json.loads(path.read_text())
+    items[1]["question"] = None
+    path.write_text(json.dumps(items))
+    argv = ["vqacp_v2", "--data-dir", str(tree), "--min-answer-count", str(MIN_COUNT)]
+    code = main([*argv, "--feature-dim", str(FEATURE_DIM), "--no-progress"])
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and len(error.splitlines()) == 1, error
+    assert str(path) in error and f"question_id {items[1]['question_id']}" in error
+    assert "'question' is null, expected a string" in error

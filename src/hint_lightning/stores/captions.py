@@ -85,7 +85,7 @@ def _check_range(path: Path, name: str, values: np.ndarray, high: int) -> None:
         row = int(bad[0])
         raise StoreError(
             path,
-            f"{name} of caption row {row} is {flat[row].tolist()}, outside [0, {high}) "
+            f"{name} of caption row {row} is {values[row].tolist()}, outside [0, {high}) "
             f"({bad.size} row(s) in all)",
         )
 

@@ -278,13 +278,14 @@ def _check_index(
 ) -> None:
     """``StoreError`` naming the question when an index of ``questions/<name>`` is outside
     ``[0, size)``."""
-    bad = np.flatnonzero((values < 0) | (values >= size))
+    outside = (values < 0) | (values >= size)
+    bad = np.flatnonzero(outside.reshape(len(values), -1).any(axis=1))
     if bad.size:
         first = int(bad[0])
         raise StoreError(
             path,
             f"questions/{name} of question {int(question_id[first])} is "
-            f"{values.reshape(len(values), -1)[first].tolist()}, outside [0, {size}) "
+            f"{values[first].tolist()}, outside [0, {size}) "
             f"({bad.size} question(s) in all)",
         )
 
@@ -297,8 +298,7 @@ def _check_store(path: Path, arrays: EasyVQACPArrays) -> None:
     _check_index(path, "template", arrays.template, len(arrays.templates), qid)
     _check_index(path, "image_index", arrays.image_index, len(arrays.image_id), qid)
     _check_index(path, "split", arrays.split, 2, qid)
-    bad_tokens = ((arrays.tokens < 0) | (arrays.tokens >= len(arrays.tokens_vocab))).any(axis=1)
-    _check_index(path, "tokens", np.where(bad_tokens, -1, 0), 1, qid)
+    _check_index(path, "tokens", arrays.tokens, len(arrays.tokens_vocab), qid)
     for name in ("features", "boxes", "human_importance"):
         values = getattr(arrays, name)
         finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)

@@ -171,7 +171,7 @@ def _check_range(
         row = int(bad[0])
         raise StoreError(
             path,
-            f"{name} of question {int(question_id[row])} is {flat[row].tolist()}, outside "
+            f"{name} of question {int(question_id[row])} is {values[row].tolist()}, outside "
             f"[{low}, {high}) ({bad.size} question(s) in all)",
         )
 
