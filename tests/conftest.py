@@ -83,6 +83,45 @@ QUICK_TRAINER: tuple[str, ...] = quick_overrides()
 """One epoch of 2 train, 1 val and 1 test batches, quiet, on the CPU."""
 
 
+FIXTURE_FEATURE_DIM = 64
+"""D of the fixture trees of the prepare tests (small and fast; the CLI test uses 2048)."""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A fresh fixture tree in the raw layout (``prepare fixture``; about 0.1 s), D = 64."""
+    from hint_lightning.prepare.fixture.tree import write_fixture_tree
+
+    write_fixture_tree(tmp_path, feature_dim=FIXTURE_FEATURE_DIM)
+    return tmp_path
+
+
+TINY_VQA_DATA: tuple[str, ...] = (
+    "data.num_workers=0",
+    "data.batch_size=16",
+    "data.eval_batch_size=16",
+    "data.val_fraction=0.2",
+)
+"""Data overrides for the tiny prepared VQA-CP tree (:func:`prepared_vqacp`)."""
+
+
+@pytest.fixture(scope="session")
+def prepared_vqacp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fixture tree (D = 2048) prepared for vqacp_v2 (``--min-answer-count 2``), once."""
+    from hint_lightning.prepare.fixture.tree import write_fixture_tree
+    from hint_lightning.prepare.pipeline import prepare_vqa
+
+    data_dir = tmp_path_factory.mktemp("vqa_data")
+    write_fixture_tree(data_dir)
+    prepare_vqa("vqacp_v2", data_dir, min_answer_count=2, progress=False)
+    return data_dir
+
+
+def temp_files(root: Path) -> list[Path]:
+    """Leftover temporary files of atomic writes under ``root``."""
+    return list(root.rglob(".*.tmp"))
+
+
 @pytest.fixture(scope="session")
 def easyvqa_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory holding the prepared easy-VQA-CP store (default parameters)."""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import quick_overrides
 from omegaconf import OmegaConf
 
 from hint_lightning.compose import compose_train_config
@@ -26,10 +27,7 @@ from hint_lightning.prepare.fixture.tree import write_fixture_tree
 from hint_lightning.train import train
 
 QUICK = (
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.accelerator=cpu",
+    *quick_overrides(train=None, val=None, test=None),
     "data.num_workers=0",
     "data.batch_size=16",
     "data.eval_batch_size=16",

@@ -11,6 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from conftest import FIXTURE_FEATURE_DIM, temp_files
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
 )  # pycocotools' decoder under numpy 2 (COCO.annToMask in the reference computation)
 
-FEATURE_DIM = 64
+FEATURE_DIM = FIXTURE_FEATURE_DIM
 FAMILIES = ("karpathy", "robust")
 SPLITS = ("train", "val", "test")
 
@@ -90,16 +91,6 @@ def family_ids(tree: Path, family: str, split: str) -> list[int]:
         return [i["cocoid"] for i in karpathy(tree) if i["split"] in wanted]
     ids = set(robust_ids(tree)[split])
     return [i["cocoid"] for i in karpathy(tree) if i["cocoid"] in ids]
-
-
-def temp_files(root: Path) -> list[Path]:
-    return list(root.rglob(".*.tmp"))
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    write_fixture_tree(tmp_path, feature_dim=FEATURE_DIM)
-    return tmp_path
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import QUICK_TRAINER
 from hydra.utils import instantiate
 
 from hint_lightning.compose import compose_train_config
@@ -18,14 +19,7 @@ from hint_lightning.train import train
 
 pytest.importorskip("sklearn")
 
-TINY = (
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=1",
-    "trainer.limit_test_batches=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-)
+TINY = QUICK_TRAINER
 
 
 @pytest.fixture(scope="module")

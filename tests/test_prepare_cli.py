@@ -14,6 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from conftest import FIXTURE_FEATURE_DIM, temp_files
 
 from hint_lightning.prepare import vqa_hat, vqa_questions, vqa_raw
 from hint_lightning.prepare.cli import main
@@ -35,8 +36,7 @@ from hint_lightning.stores.prepare_state import BuildLedger
 from hint_lightning.text.answers import ANSWER_TYPES
 
 MIN_COUNT = FIXTURE_MIN_ANSWER_COUNT
-FEATURE_DIM = 64
-"""A small D keeps the tests fast; the CLI test uses the real 2048."""
+FEATURE_DIM = FIXTURE_FEATURE_DIM
 
 
 def outputs(dataset: str) -> list[str]:
@@ -59,18 +59,6 @@ def touch(path: Path, seconds: float = 10.0) -> None:
     """Moves a file's mtime forward (same content)."""
     stat = path.stat()
     os.utime(path, (stat.st_atime, stat.st_mtime + seconds))
-
-
-def temp_files(root: Path) -> list[Path]:
-    """Leftover temporary files of atomic writes."""
-    return [p for p in root.rglob(".*.tmp")]
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """A fresh fixture tree (about 0.1 s)."""
-    write_fixture_tree(tmp_path, feature_dim=FEATURE_DIM)
-    return tmp_path
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ controls of the 2020 follow-up):
 Val and CP-test always carry the real human importance, since the grounding metrics measure
 agreement with humans.
 
-The whole store (about 75 MB) is loaded into memory tensors in ``setup``, and datasets build
-each batch with a few index operations (``__getitems__``): an epoch over ~30k questions costs
-a few tens of milliseconds of data time. The real VQA DataModule reads its (~60 GB) features
-lazily from HDF5 instead.
+The whole store is loaded into memory tensors in ``setup`` (checked: ranges, finite values,
+checksums) and datasets build each batch with a few index operations (``__getitems__``); the
+loader's speed is in ``make bench``. The real VQA DataModule reads its features lazily from
+HDF5 instead.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ the format of :mod:`hint_lightning.prepare.bottom_up_tsv`, about 25 GB for 123k 
 in the output folder and renamed onto ``out_path`` only when complete. Every row is checked; a
 bad one stops the conversion with a ``ValueError`` that names the file, the 1-based line number
 and the image id. ``float16=True`` halves the store; a feature outside the float16 range is an
-error rather than a silent ``inf``. How the conversion runs and what it costs (~390 MB/s,
-``python -m benchmarks.bench_feature_store``): ``docs/data_layers.md``.
+error rather than a silent ``inf``. How the conversion runs and what it costs
+(``python -m benchmarks.bench_feature_store``): ``docs/data_layers.md``.
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def _answer_rows(
     progress: Progress | None,
 ) -> tuple[list[dict[int, float]], list[dict[int, float]]]:
     """Soft targets and official candidate scores of every question (the slow per-question
-    part: about 30 us per question, with caches of repeated answer lists)."""
+    part, with caches of repeated answer lists)."""
     scorer = AnswerScorer(answer_index)
     normalized: dict[str, str] = {}
     score_cache: dict[tuple[str, ...], dict[int, float]] = {}

@@ -88,7 +88,7 @@ class FeatureStoreWriter:
             self.flush()
         rows = slice(self._filled, self._filled + count)
         if self._feature_block.dtype == np.float16:
-            # Rounds like numpy, ~10x faster; torch wants a writable source (decoded bytes aren't).
+            # Rounds like numpy, faster; torch wants a writable source (decoded bytes aren't).
             cast_rows(self._feature_block[rows], features.copy())
         else:
             self._feature_block[rows] = features

@@ -72,16 +72,15 @@ REQUIRED_ATTRS = ("format_version", "feature_dim", "max_boxes")
 
 
 #: Elements per torch copy in :func:`cast_rows`: below torch's parallel grain size (32768), so
-#: each copy runs on the calling thread (no thread-pool wake-ups; with busy cores a parallel
-#: copy of one image was measured 10-100 times slower).
+#: each copy runs on the calling thread (no thread-pool wake-ups; docs/data_layers.md).
 CAST_BLOCK = 16384
 
 
 def cast_rows(out: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Copy ``values`` into ``out``, converting float16 <-> float32, block by block.
 
-    torch's vectorized (F16C) conversion is about 15 times faster than numpy's; blocks of at
-    most :data:`CAST_BLOCK` elements keep it single-threaded.
+    torch's vectorized (F16C) conversion is much faster than numpy's (docs/data_layers.md);
+    blocks of at most :data:`CAST_BLOCK` elements keep it single-threaded.
 
     Args:
         out: ``[n, ...]`` writable destination (e.g. float32).
