@@ -4,7 +4,8 @@ Aligned with its split store's questions (``Q`` questions, ``M`` the feature sto
 ``max_boxes``)::
 
     question_id [Q] int64, has_importance [Q] bool,
-    human, random, one_minus [Q, M] float32 (gzip, chunks of 256 rows; zero without importance)
+    human, random, one_minus [Q, M] float32 (gzip, chunks of 256 rows; proposal order of the
+        feature store; 0 beyond an image's num_boxes and for questions without importance)
     _checksums/{human,random,one_minus} (CRC-32 per IMPORTANCE_BLOCK rows),
     _checksums/{question_id,has_importance}
     attrs: format_version, feature_store, seed, sources (JSON)

@@ -3,12 +3,16 @@
 One row per question, in question-file order (``Q`` questions, ``T`` tokens, ``K`` target
 columns)::
 
-    question_id [Q] int64, image_id [Q] int64, tokens [Q, T] int32 (0-padded),
-    answer_type [Q] int8 (index into ANSWER_TYPES), question_type [Q] int16,
-    target_ids [Q, K] int32 and target_scores [Q, K] float32 (soft targets, ids -1-padded),
-    score_ids [Q, K] int32 and score_values [Q, K] float32 (official accuracy of candidates)
+    question_id [Q] int64, image_id [Q] int64, tokens [Q, T] int32 (0-padded, T = 14),
+    answer_type [Q] int8 (index into hint_lightning.text.answers.ANSWER_TYPES),
+    question_type [Q] int16 (index into the JSON attr question_types),
+    target_ids [Q, K] int32 and target_scores [Q, K] float32: soft training targets, padded with
+        id -1 (K = 10: at most 10 distinct human answers),
+    score_ids [Q, K] int32 and score_values [Q, K] float32: official accuracy of each candidate
+        answer that scores above 0 (text.answer_scores.AnswerScorer), padded with id -1
     _checksums/<dataset> (CRC-32 per 8192 questions)
-    attrs: format_version, dataset, split, question_types (JSON), feature_store, sources (JSON)
+    attrs: format_version, dataset, split, question_types (JSON), feature_store (name),
+        sources (JSON: file name, size, mtime of every raw input, for up-to-date checks)
 
 ``answers.json`` and ``tokens.json`` (JSON lists) are the answer and token vocabularies.
 Written by :func:`write_split_arrays` (from the raw files by
