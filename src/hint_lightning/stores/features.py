@@ -303,9 +303,12 @@ class FeatureStore:
                 inf (naming the image).
         """
         rows = slice(int(self._offsets[index]), int(self._offsets[index + 1]))
-        with read_errors(self.path, f"the {name} of image {int(self.image_ids[index])}"):
+        try:
             values = self._dataset(name)[rows]
-        flag = ROW_DATASETS.index(name)
+        except OSError as exc:  # e.g. a store truncated after it was opened
+            with read_errors(self.path, f"the {name} of image {int(self.image_ids[index])}"):
+                raise exc from None
+        flag = 0 if name == "features" else 1
         if not self._verified[flag, index]:
             item = f"image {int(self.image_ids[index])}"
             if self._checksums is not None:
