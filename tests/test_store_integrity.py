@@ -17,6 +17,7 @@ from conftest import QUICK_TRAINER
 
 from hint_lightning.data.easyvqa_datamodule import EasyVQACPDataModule
 from hint_lightning.data.feature_store import FeatureStore
+from hint_lightning.data.vqa_datamodule import VQADataModule
 from hint_lightning.prepare.bottom_up_tsv import write_bottom_up_tsv
 from hint_lightning.prepare.features import convert_tsv_to_hdf5
 from hint_lightning.prepare.fixture.bottom_up import random_bottom_up_images
@@ -208,3 +209,39 @@ def test_a_modified_caption_store_names_the_dataset_and_rows(tmp_path: Path) -> 
         read_caption_store(path, "trainval_36", vocab_size=20)
     assert one_line(error).startswith(f"{path}: captions, rows 0-8: content differs")
     assert "python -m hint_lightning.prepare coco --data-dir" in str(error.value)
+
+
+# ------------------------------------------------------------------------------ VQA stores
+
+
+@pytest.fixture
+def vqacp_copy(prepared_vqacp: Path, tmp_path: Path) -> Path:
+    """A copy of the session's prepared VQA-CP fixture tree (its prepared/ folder only)."""
+    shutil.copytree(prepared_vqacp / "prepared", tmp_path / "prepared")
+    return tmp_path
+
+
+def test_stores_written_before_checksums_load_with_one_warning_each(vqacp_copy: Path) -> None:
+    stores = sorted((vqacp_copy / "prepared").rglob("*.h5"))
+    for path in stores:
+        with h5py.File(path, "a") as handle:
+            del handle["_checksums"]
+    dm = VQADataModule(data_dir=str(vqacp_copy), num_workers=0, batch_size=8, val_fraction=0.2)
+    with pytest.warns(UnverifiedStoreWarning) as warned:
+        dm.setup("fit")
+        next(iter(dm.train_dataloader()))
+    named = {str(w.message).split(" has no content checksums")[0] for w in warned}
+    assert named == {str(path) for path in stores}
+
+
+def test_a_modified_split_store_names_the_dataset_and_the_questions(vqacp_copy: Path) -> None:
+    path = vqacp_copy / "prepared/vqa/vqacp_v2/test.h5"
+    with h5py.File(path, "a") as handle:
+        handle["target_scores"][0, 0] += 0.5
+        first, last = int(handle["question_id"][0]), int(handle["question_id"][-1])
+    dm = VQADataModule(data_dir=str(vqacp_copy), num_workers=0)
+    with pytest.raises(StoreError) as error:
+        dm.setup("fit")
+    message = one_line(error)
+    assert message.startswith(f"{path}: target_scores, questions {first}..{last}: content differs")
+    assert message.endswith(f"python -m hint_lightning.prepare vqacp_v2 --data-dir {vqacp_copy}")

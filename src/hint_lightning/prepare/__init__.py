@@ -26,6 +26,6 @@ DataModules; every file is written to a temporary name and renamed when complete
 The schema, version, writer and reader of every prepared file: :mod:`hint_lightning.stores`
 (feature store: :mod:`~hint_lightning.stores.features`; split store:
 :mod:`~hint_lightning.stores.vqa_questions`; importance store:
-:mod:`~hint_lightning.stores.vqa_importance`). Every dataset carries CRC-32 checksums
+:mod:`~hint_lightning.stores.vqa_importance`). Every dataset carries XXH3-64 checksums
 (``_checksums/``) that the readers verify (``docs/data_layers.md``).
 """

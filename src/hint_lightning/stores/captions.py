@@ -8,7 +8,7 @@ Caption store (one per split family and split; ``C`` captions, ``I`` images, ``T
     caption_image [C] int32      row of the caption's image in image_ids
     caption_ids [C] int64        the sentence's sentid (-1 when the file has none)
     word_category [C, T] int16   COCO category id of the visual word that the token completes
-    _checksums/<dataset>         CRC-32 per 8192 rows
+    _checksums/<dataset>         XXH3-64 per 8192 rows
     attrs: format_version, family, split, max_words, vocab_size, feature_store, sources (JSON),
            visual_word_duplicates
 

@@ -7,7 +7,7 @@ category (``R`` rows, ``M`` the feature store's ``max_boxes``)::
     importance [R, M] float32 (s = E+ / (E+ + E-) of every proposal; 0 beyond the image's),
     num_boxes [R] int32, mask_area [R] int64,
     index_image_ids [I] int64, index_offsets [I + 1] int64 (rows of each image),
-    _checksums/<dataset> (CRC-32 per 8192 rows)
+    _checksums/<dataset> (XXH3-64 per 8192 rows)
     attrs: format_version, max_boxes, size_mismatch (JSON), images_without_features (JSON),
            dropped_rings, feature_store, sources (JSON)
 

@@ -24,7 +24,7 @@ dataset                          shape         dtype      content
 ``questions/question_type``      [Q]           str        official VQA question type
 ``questions/question``           [Q]           str        question text
 ``questions/split``              [Q]           int8       0 = CP-train, 1 = CP-test
-``_checksums/<dataset>``         [K]           uint32     CRC-32 per image / per 8192 questions
+``_checksums/<dataset>``         [K]           uint64     XXH3-64 per image / per 8192 questions
 ===============================  ============  =========  =====================================
 
 Root attributes: ``format_version``, ``params``, ``answers``, ``tokens``, ``templates``,

@@ -2,7 +2,7 @@
 
 :class:`FeatureStoreWriter` appends images to resizable ``features`` and ``boxes`` datasets
 through a preallocated block written out when full, keeps the per-image index (ids, sizes, box
-counts: 20 bytes per image) and the CRC-32 of every image's rows, and writes the index, the
+counts: 20 bytes per image) and the hash of every image's rows, and writes the index, the
 checksums and the root attributes at :meth:`FeatureStoreWriter.finish`. The caller owns the
 file (the prepare step writes it to a temporary name and renames it when complete).
 
@@ -20,14 +20,13 @@ Example:
 
 from __future__ import annotations
 
-import zlib
 from array import array
 from typing import Any
 
 import h5py
 import numpy as np
 
-from hint_lightning.stores.checksum import ALGORITHM, GROUP, write_checksums
+from hint_lightning.stores.checksum import ALGORITHM, GROUP, digest, write_checksums
 from hint_lightning.stores.features import INDEX_DATASETS, cast_rows
 from hint_lightning.stores.versions import FEATURE_STORE_VERSION
 
@@ -77,8 +76,8 @@ class FeatureStoreWriter:
         self.widths = array("i")
         self.heights = array("i")
         self.num_boxes = array("i")
-        self._feature_sums = array("I")
-        self._box_sums = array("I")
+        self._feature_sums = array("Q")
+        self._box_sums = array("Q")
 
     def add(self, image: tuple[int, int, int, np.ndarray, np.ndarray]) -> None:
         """Appends one image ``(image_id, image_w, image_h, boxes [n, 4], features [n, D])``."""
@@ -93,8 +92,8 @@ class FeatureStoreWriter:
         else:
             self._feature_block[rows] = features
         self._box_block[rows] = boxes
-        self._feature_sums.append(zlib.crc32(memoryview(self._feature_block[rows]).cast("B")))
-        self._box_sums.append(zlib.crc32(memoryview(self._box_block[rows]).cast("B")))
+        self._feature_sums.append(digest(self._feature_block[rows]))
+        self._box_sums.append(digest(self._box_block[rows]))
         self._filled += count
         self.image_ids.append(image_id)
         self.widths.append(width)
@@ -137,7 +136,7 @@ class FeatureStoreWriter:
             write_checksums(self._handle, name, index[name])
         for name, sums in (("features", self._feature_sums), ("boxes", self._box_sums)):
             table = self._handle.create_dataset(
-                f"{GROUP}/{name}", data=np.frombuffer(sums, dtype=np.uint32)
+                f"{GROUP}/{name}", data=np.frombuffer(sums, dtype=np.uint64)
             )
             table.attrs.update({"algorithm": ALGORITHM, "blocks": "offsets"})
         self._handle.attrs.update(

@@ -6,7 +6,7 @@ Aligned with its split store's questions (``Q`` questions, ``M`` the feature sto
     question_id [Q] int64, has_importance [Q] bool,
     human, random, one_minus [Q, M] float32 (gzip, chunks of 256 rows; proposal order of the
         feature store; 0 beyond an image's num_boxes and for questions without importance)
-    _checksums/{human,random,one_minus} (CRC-32 per IMPORTANCE_BLOCK rows),
+    _checksums/{human,random,one_minus} (XXH3-64 per IMPORTANCE_BLOCK rows),
     _checksums/{question_id,has_importance}
     attrs: format_version, feature_store, seed, sources (JSON)
 
@@ -19,7 +19,6 @@ decompresses (and verifies) only the blocks that hold some, and keeps them as
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-from hint_lightning.stores.checksum import ALGORITHM, GROUP, Checksums, write_checksums
+from hint_lightning.stores.checksum import ALGORITHM, GROUP, Checksums, digest, write_checksums
 from hint_lightning.stores.errors import open_store, read_errors, warn_unverified
 from hint_lightning.stores.features import check_finite_rows
 from hint_lightning.stores.versions import IMPORTANCE_STORE_VERSION
@@ -98,9 +97,9 @@ def write_importance_blocks(
             for name, dataset in datasets.items():
                 values = np.ascontiguousarray(rows[name], dtype=np.float32)
                 dataset[start:stop] = values
-                sums[name].append(zlib.crc32(memoryview(values).cast("B")))
+                sums[name].append(digest(values))
         for name, values in sums.items():
-            table = handle.create_dataset(f"{GROUP}/{name}", data=np.array(values, np.uint32))
+            table = handle.create_dataset(f"{GROUP}/{name}", data=np.array(values, np.uint64))
             table.attrs.update({"algorithm": ALGORITHM, "block_rows": IMPORTANCE_BLOCK})
         handle.attrs.update({**attrs, "format_version": IMPORTANCE_STORE_VERSION})
     return Path(path)

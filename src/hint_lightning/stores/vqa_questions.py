@@ -10,7 +10,7 @@ columns)::
         id -1 (K = 10: at most 10 distinct human answers),
     score_ids [Q, K] int32 and score_values [Q, K] float32: official accuracy of each candidate
         answer that scores above 0 (text.answer_scores.AnswerScorer), padded with id -1
-    _checksums/<dataset> (CRC-32 per 8192 questions)
+    _checksums/<dataset> (XXH3-64 per 8192 questions)
     attrs: format_version, dataset, split, question_types (JSON), feature_store (name),
         sources (JSON: file name, size, mtime of every raw input, for up-to-date checks)
 
