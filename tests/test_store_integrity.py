@@ -245,3 +245,15 @@ def test_a_modified_split_store_names_the_dataset_and_the_questions(vqacp_copy: 
     message = one_line(error)
     assert message.startswith(f"{path}: target_scores, questions {first}..{last}: content differs")
     assert message.endswith(f"python -m hint_lightning.prepare vqacp_v2 --data-dir {vqacp_copy}")
+
+
+def test_the_writer_refuses_what_a_verified_read_would_then_trust(tmp_path: Path) -> None:
+    """Checksummed rows are not checked for NaN on read: the writer refuses them at build."""
+    from hint_lightning.stores.feature_writer import FeatureStoreWriter
+
+    boxes = np.zeros((2, 4), np.float32)
+    features = np.array([[1.0, 7e4], [0.0, 1.0]], np.float32)  # finite, inf in float16
+    with h5py.File(tmp_path / "f.h5", "w") as handle:
+        writer = FeatureStoreWriter(handle, feature_dim=2, float16=True, buffer_rows=8)
+        with pytest.raises(ValueError, match="image 3: non-finite boxes or features"):
+            writer.add((3, 10, 10, boxes, features))

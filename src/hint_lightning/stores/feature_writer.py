@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from hint_lightning.stores.checksum import ALGORITHM, GROUP, digest, write_checksums
-from hint_lightning.stores.features import INDEX_DATASETS, cast_rows
+from hint_lightning.stores.features import INDEX_DATASETS, all_finite, cast_rows
 from hint_lightning.stores.versions import FEATURE_STORE_VERSION
 
 __all__ = ["CHUNK_ROWS", "FeatureStoreWriter"]
@@ -92,6 +92,8 @@ class FeatureStoreWriter:
         else:
             self._feature_block[rows] = features
         self._box_block[rows] = boxes
+        if not (all_finite(self._feature_block[rows]) and all_finite(self._box_block[rows])):
+            raise ValueError(f"image {image_id}: non-finite boxes or features (as stored)")
         self._feature_sums.append(digest(self._feature_block[rows]))
         self._box_sums.append(digest(self._box_block[rows]))
         self._filled += count

@@ -22,9 +22,9 @@ read directly: random access neither reads whole chunks nor keeps them. float16 
 converted to float32 on read by :func:`cast_rows` (torch's conversion, single-threaded).
 
 Integrity: the index is checked against its checksums when the store is opened; an image's
-rows are checked (their hash against the checksum written at build time, and finite values) the
-first time the run reads them, in whichever process (a flag per image in memory shared with
-forked DataLoader workers), so a corrupted or modified store stops with a
+rows are checked against the hash written at build time (when the writer also checked that
+they are finite) the first time the run reads them, in whichever process (a flag per image in
+memory shared with forked DataLoader workers), so a corrupted or modified store stops with a
 :class:`~hint_lightning.stores.errors.StoreError` naming the file and the image instead of
 training on garbage. A store written before checksums loads with a warning (its rows are still
 checked for non-finite values).
@@ -57,6 +57,7 @@ __all__ = [
     "REQUIRED_ATTRS",
     "ROW_DATASETS",
     "FeatureStore",
+    "all_finite",
     "cast_rows",
     "check_finite_rows",
 ]
@@ -126,7 +127,7 @@ def _check_layout(handle: h5py.File, path: Path) -> None:
         )
 
 
-def _all_finite(values: np.ndarray) -> bool:
+def all_finite(values: np.ndarray) -> bool:
     """Whether every value is finite; float16 by its exponent bits (numpy's float16 reductions
     are slow: docs/data_layers.md)."""
     if values.dtype == np.float16:
@@ -152,7 +153,7 @@ def check_finite_rows(values: np.ndarray, path: Path, name: str, item: str) -> N
         ...
         hint_lightning.stores.errors.StoreError: s.h5: x of image 1 hold ... (1 NaN, 1 inf); ...
     """
-    if values.size == 0 or _all_finite(values):
+    if values.size == 0 or all_finite(values):
         return
     nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
     raise StoreError(path, f"{name} of {item} hold non-finite values ({nan} NaN, {inf} inf)")
@@ -329,8 +330,10 @@ class FeatureStore:
         if not self._verified[flag, index]:
             item = f"image {int(self.image_ids[index])}"
             if self._checksums is not None:
+                # Verified content is the content built, which the writer checked to be finite.
                 self._checksums.verify(name, index, values, item)
-            check_finite_rows(values, self.path, name, item)
+            else:
+                check_finite_rows(values, self.path, name, item)
             self._verified[flag, index] = 1
         return values
 
