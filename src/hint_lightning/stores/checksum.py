@@ -162,6 +162,11 @@ class Checksums:
             raise StoreError(self.path, f"no checksums for {name} (the store is incomplete)")
         return self._tables[name]
 
+    def matches(self, name: str, block: int, values: np.ndarray) -> bool:
+        """Whether block ``block`` of ``name`` (its rows as read) has its build-time hash."""
+        sums = self._table(name)[0]
+        return 0 <= block < len(sums) and digest(values) == int(sums[block])
+
     def verify(self, name: str, block: int, values: np.ndarray, item: str | None = None) -> None:
         """Checks one block of ``name`` (its rows as read).
 
@@ -174,8 +179,7 @@ class Checksums:
         Raises:
             StoreError: When the block's hash differs from the one written at build time.
         """
-        sums = self._table(name)[0]
-        if not 0 <= block < len(sums) or digest(values) != int(sums[block]):
+        if not self.matches(name, block, values):
             what = item or f"block {block}"
             raise StoreError(
                 self.path,

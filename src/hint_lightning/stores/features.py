@@ -328,11 +328,12 @@ class FeatureStore:
                 raise exc from None
         flag = 0 if name == "features" else 1
         if not self._verified[flag, index]:
-            item = f"image {int(self.image_ids[index])}"
-            if self._checksums is not None:
-                # Verified content is the content built, which the writer checked to be finite.
-                self._checksums.verify(name, index, values, item)
-            else:
+            checksums = self._checksums
+            # Verified content is the content built, which the writer checked to be finite.
+            if checksums is None or not checksums.matches(name, index, values):
+                item = f"image {int(self.image_ids[index])}"
+                if checksums is not None:
+                    checksums.verify(name, index, values, item)  # raises, naming the image
                 check_finite_rows(values, self.path, name, item)
             self._verified[flag, index] = 1
         return values
