@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import quick_overrides
 from omegaconf import OmegaConf
+from testkit import quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.data import caption_batch as C

@@ -11,9 +11,9 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from conftest import FIXTURE_FEATURE_DIM, temp_files
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
+from testkit import FIXTURE_FEATURE_DIM, temp_files
 
 from hint_lightning.data.importance import proposal_importance
 from hint_lightning.prepare.cli import main

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import QUICK_TRAINER
 from hydra.utils import instantiate
+from testkit import QUICK_TRAINER
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.data import decoy_digits as D

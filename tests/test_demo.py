@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_TRAINER
+from testkit import QUICK_TRAINER
 
 from hint_lightning import demo
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import quick_overrides
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from testkit import quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.train import CONFIG_DIR, train

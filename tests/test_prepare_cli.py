@@ -14,7 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from conftest import FIXTURE_FEATURE_DIM, temp_files
+from testkit import FIXTURE_FEATURE_DIM, temp_files
 
 from hint_lightning.prepare import vqa_hat, vqa_questions, vqa_raw
 from hint_lightning.prepare.cli import main

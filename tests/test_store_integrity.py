@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import QUICK_TRAINER
+from testkit import QUICK_TRAINER
 
 from hint_lightning.data.easyvqa_datamodule import EasyVQACPDataModule
 from hint_lightning.data.feature_store import FeatureStore

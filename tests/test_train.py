@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import quick_overrides
+from testkit import quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.evaluate import evaluate

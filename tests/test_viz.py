@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import TINY_VQA_DATA, quick_overrides
+from testkit import TINY_VQA_DATA, quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.train import train

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY_VQA_DATA, quick_overrides
 from omegaconf import OmegaConf
+from testkit import TINY_VQA_DATA, quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.evaluate import evaluate
