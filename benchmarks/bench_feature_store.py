@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import images, memory, run_phase, status_mb
-from hint_lightning.testing.tsv import write_bottom_up_tsv
+from hint_lightning.prepare.bottom_up_tsv import write_bottom_up_tsv
 
 
 def _phase_convert(tsv: Path, out: Path, feature_dim: int, float16: bool) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _phase_convert(tsv: Path, out: Path, feature_dim: int, float16: bool) -> dic
 
 def _phase_read(store_path: Path, reads: int, seed: int) -> dict[str, Any]:
     """Random-access ``FeatureStore.get`` in this process; rate plus memory."""
-    from hint_lightning.data.feature_store import FeatureStore
+    from hint_lightning.stores.features import FeatureStore
 
     baseline = status_mb("VmRSS")
     store = FeatureStore(store_path)

@@ -5,7 +5,7 @@ Run from the repository root::
     python -m benchmarks.bench_vqa_eval [--quick] [--questions 200000]
 
 1. ``AnswerScorer``: a 3,129-answer vocabulary (the normalized answers of plausible VQA
-   annotations from :func:`hint_lightning.testing.vqa_files.make_vqa_examples`, padded with
+   annotations from :func:`hint_lightning.prepare.fixture.vqa_files.make_vqa_examples`, padded with
    filler answers) is indexed once (``build_ms``), then every question of a pool (20,000;
    ``--quick``: 2,000) is scored from its 10 raw human answers, as prepare does:
    microseconds per question, and the extrapolated time for VQA v2 train + val (658,111).
@@ -98,7 +98,7 @@ def make_pool(num_questions: int, seed: int) -> tuple[list[list[str]], np.ndarra
         fillers).
     """
     from hint_lightning.metrics.vqa_accuracy import normalize_answer
-    from hint_lightning.testing.vqa_files import make_vqa_examples
+    from hint_lightning.prepare.fixture.vqa_files import make_vqa_examples
 
     images = range(1, num_questions // 5 + 2)
     _, annotations = make_vqa_examples(images, questions_per_image=5, seed=seed)

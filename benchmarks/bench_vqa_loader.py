@@ -49,12 +49,17 @@ def _write_questions(data_dir: Path, num_images: int, seed: int) -> None:
 
     The feature store ``prepared/features/trainval_36.h5`` must exist.
     """
-    from hint_lightning.data.feature_store import FeatureStore
-    from hint_lightning.data.question_types import load_question_types
-    from hint_lightning.data.text import build_token_vocab, tokenize
+    from hint_lightning.prepare.fixture.vqa_files import (
+        make_hat_maps,
+        make_vqa_examples,
+        write_hat_zip,
+    )
     from hint_lightning.prepare.vqa_hat import write_importance_store
-    from hint_lightning.prepare.vqa_questions import build_answer_vocab, join, write_split_store
-    from hint_lightning.testing.vqa_files import make_hat_maps, make_vqa_examples, write_hat_zip
+    from hint_lightning.prepare.vqa_questions import build_answer_vocab, write_split_store
+    from hint_lightning.prepare.vqa_raw import join
+    from hint_lightning.stores.features import FeatureStore
+    from hint_lightning.text.question_types import load_question_types
+    from hint_lightning.text.tokenize import build_token_vocab, tokenize
     from hint_lightning.utils.io import write_json
 
     folder = data_dir / "prepared" / "vqa" / "vqacp_v2"
@@ -98,8 +103,8 @@ def _write_trees(
     folder: Path, num_images: int, seed: int, dtypes: tuple[str, ...] = ("float32", "float16")
 ) -> dict[str, Path]:
     """A prepared tree per feature dtype (``float32``, ``float16``) under ``folder``."""
+    from hint_lightning.prepare.bottom_up_tsv import write_bottom_up_tsv
     from hint_lightning.prepare.features import convert_tsv_to_hdf5
-    from hint_lightning.testing.tsv import write_bottom_up_tsv
 
     tsv = folder / "trainval_resnet101_faster_rcnn_genome_36.tsv"
     write_bottom_up_tsv(tsv, images(num_images, 36, 2048, seed))

@@ -17,7 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hint_lightning.testing.tsv import BottomUpImage, random_bottom_up_images
+from hint_lightning.prepare.bottom_up_tsv import BottomUpImage
+from hint_lightning.prepare.fixture.bottom_up import random_bottom_up_images
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root: the working directory of every benchmark subprocess."""

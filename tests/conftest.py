@@ -1,12 +1,15 @@
-"""Shared fixtures: the easy-VQA-CP store is built once per test session; the ``device``
-parameter of the device tests (``@pytest.mark.device``) comes from ``--device``."""
+"""Shared fixtures: the easy-VQA-CP store (built once per session), the tiny fixture trees and a
+store-damaging helper (their constants: ``tests/testkit.py``); the ``device`` parameter of the
+device tests (``@pytest.mark.device``) comes from ``--device``."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from testkit import FIXTURE_FEATURE_DIM, overwrite_dataset_bytes
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -56,6 +59,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A fresh fixture tree in the raw layout (``prepare fixture``; about 0.1 s), D = 64."""
+    from hint_lightning.prepare.fixture.tree import write_fixture_tree
+
+    write_fixture_tree(tmp_path, feature_dim=FIXTURE_FEATURE_DIM)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def prepared_vqacp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fixture tree (D = 2048) prepared for vqacp_v2 (``--min-answer-count 2``), once."""
+    from hint_lightning.prepare.fixture.tree import write_fixture_tree
+    from hint_lightning.prepare.pipeline import prepare_vqa
+
+    data_dir = tmp_path_factory.mktemp("vqa_data")
+    write_fixture_tree(data_dir)
+    prepare_vqa("vqacp_v2", data_dir, min_answer_count=2, progress=False)
+    return data_dir
+
+
 @pytest.fixture(scope="session")
 def easyvqa_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory holding the prepared easy-VQA-CP store (default parameters)."""
@@ -64,3 +88,9 @@ def easyvqa_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("data")
     EasyVQACPDataModule(data_dir=str(data_dir)).prepare_data()
     return data_dir
+
+
+@pytest.fixture
+def corrupt_bytes() -> Callable[..., None]:
+    """:func:`overwrite_dataset_bytes`."""
+    return overwrite_dataset_bytes

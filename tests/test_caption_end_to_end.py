@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from testkit import quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.data import caption_batch as C
@@ -18,15 +19,15 @@ from hint_lightning.data.caption_collate import collate_captions
 from hint_lightning.data.caption_datamodule import COCOCaptionDataModule
 from hint_lightning.evaluate import evaluate
 from hint_lightning.prepare.coco import prepare_coco
-from hint_lightning.testing.coco_files import FIXTURE_CATEGORY_WORDS, FIXTURE_WORD_COUNT_THRESHOLD
-from hint_lightning.testing.fixtures import write_fixture_tree
+from hint_lightning.prepare.fixture.coco_files import (
+    FIXTURE_CATEGORY_WORDS,
+    FIXTURE_WORD_COUNT_THRESHOLD,
+)
+from hint_lightning.prepare.fixture.tree import write_fixture_tree
 from hint_lightning.train import train
 
 QUICK = (
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.accelerator=cpu",
+    *quick_overrides(train=None, val=None, test=None),
     "data.num_workers=0",
     "data.batch_size=16",
     "data.eval_batch_size=16",

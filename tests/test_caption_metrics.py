@@ -8,8 +8,10 @@ reproduction with pycocoevalcap 1.2.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
+import os
 import random
 import subprocess
 import threading
@@ -19,8 +21,10 @@ from urllib.error import URLError
 
 import pytest
 from pycocoevalcap.meteor.meteor import Meteor
+from pycocoevalcap.tokenizer import ptbtokenizer
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from hint_lightning.metrics import caption
+from hint_lightning.metrics import caption_scorers
 from hint_lightning.metrics.caption import (
     CAPTION_METRICS,
     JAVA_FREE_METRICS,
@@ -110,6 +114,31 @@ def test_ptb_tokenize_reproduces_coco_caption_tokenization(
 
     assert ptb_tokenize(references) == {int(k): v for k, v in tokenized["gts"].items()}
     assert res == {int(k): v for k, v in tokenized["res"].items()}
+
+
+def test_scoring_works_from_a_read_only_install(
+    results: list[dict[str, Any]],
+    references: dict[int, list[str]],
+    expected: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is written inside the installed pycocoevalcap (its PTBTokenizer writes there)."""
+    package = Path(ptbtokenizer.__file__).resolve().parents[1]  # .../pycocoevalcap
+    real_open = os.open
+
+    def read_only_package(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        if writing and Path(os.fsdecode(path)).resolve().is_relative_to(package):
+            raise PermissionError(errno.EROFS, "Read-only file system", os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_package)
+    with pytest.raises(PermissionError):  # what the official tokenizer does on such an install
+        PTBTokenizer().tokenize({1: [{"caption": "A dog."}]})
+    scores = score_captions(results, references)
+    assert scores == pytest.approx(
+        _reproduced(expected, CAPTION_METRICS), rel=0, abs=FULL_PRECISION
+    )
 
 
 def test_per_image_scores_without_tokenizer_match_coco_caption(
@@ -306,7 +335,7 @@ def test_spice_without_stanford_corenlp_says_so(monkeypatch: pytest.MonkeyPatch)
     def offline() -> None:
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(caption._stanford_models, "get_stanford_models", offline)
+    monkeypatch.setattr(caption_scorers._stanford_models, "get_stanford_models", offline)
     with pytest.raises(SpiceUnavailableError, match=r"Stanford CoreNLP 3\.6\.0") as info:
         score_captions([{"image_id": 1, "caption": "a dog"}], REFS, spice=True)
     assert "impossible offline" in str(info.value)
@@ -327,7 +356,7 @@ def test_a_failing_meteor_process_raises_a_clear_error(monkeypatch: pytest.Monke
             )
             self.lock = threading.Lock()
 
-    monkeypatch.setattr(caption, "Meteor", BrokenMeteor)
+    monkeypatch.setattr(caption_scorers, "Meteor", BrokenMeteor)
     with pytest.raises(RuntimeError, match=r"METEOR .*failed.*no-such-meteor\.jar"):
         score_tokenized(REFS, {1: ["a dog"], 2: ["a cat"]}, meteor=True)
     gc.collect()  # Meteor.__del__ takes the scorer's lock: it must have been released

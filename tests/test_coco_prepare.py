@@ -13,24 +13,29 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
+from testkit import FIXTURE_FEATURE_DIM, temp_files
 
-from hint_lightning.data.feature_store import FeatureStore
 from hint_lightning.data.importance import proposal_importance
-from hint_lightning.data.visual_words import find_visual_words, load_visual_words
 from hint_lightning.prepare.cli import main
 from hint_lightning.prepare.coco import prepare_coco
-from hint_lightning.prepare.coco_captions import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
 from hint_lightning.prepare.coco_masks import rle_string_counts, segmentation_problem
+from hint_lightning.prepare.fixture.coco_files import FIXTURE_WORD_COUNT_THRESHOLD
+from hint_lightning.prepare.fixture.tree import write_fixture_tree
 from hint_lightning.prepare.layout import DataLayout, MissingRawFilesError
-from hint_lightning.prepare.state import LEDGER_NAME
-from hint_lightning.testing.coco_files import FIXTURE_WORD_COUNT_THRESHOLD
-from hint_lightning.testing.fixtures import write_fixture_tree
+from hint_lightning.stores.features import FeatureStore
+from hint_lightning.stores.prepare_state import LEDGER_NAME
+from hint_lightning.text.tokens import BOS_INDEX as BOS
+from hint_lightning.text.tokens import CAPTION_SPECIAL_TOKENS as SPECIAL_TOKENS
+from hint_lightning.text.tokens import CAPTION_UNK_INDEX as UNK
+from hint_lightning.text.tokens import EOS_INDEX as EOS
+from hint_lightning.text.tokens import PAD_INDEX as PAD
+from hint_lightning.text.visual_words import find_visual_words, load_visual_words
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
 )  # pycocotools' decoder under numpy 2 (COCO.annToMask in the reference computation)
 
-FEATURE_DIM = 64
+FEATURE_DIM = FIXTURE_FEATURE_DIM
 FAMILIES = ("karpathy", "robust")
 SPLITS = ("train", "val", "test")
 
@@ -86,16 +91,6 @@ def family_ids(tree: Path, family: str, split: str) -> list[int]:
         return [i["cocoid"] for i in karpathy(tree) if i["split"] in wanted]
     ids = set(robust_ids(tree)[split])
     return [i["cocoid"] for i in karpathy(tree) if i["cocoid"] in ids]
-
-
-def temp_files(root: Path) -> list[Path]:
-    return list(root.rglob(".*.tmp"))
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    write_fixture_tree(tmp_path, feature_dim=FEATURE_DIM)
-    return tmp_path
 
 
 @pytest.fixture
@@ -556,3 +551,15 @@ def test_robust_ids_missing_from_the_karpathy_file(prepared: Path) -> None:
     edit_json(layout.robust_split_override(), lambda p: p["test_id"].append({"img_id": 123}))
     with pytest.raises(ValueError, match="image 123 of the robust test split"):
         run(prepared)
+
+
+def test_an_empty_karpathy_file_is_one_line_naming_it(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tree / "raw/coco/dataset_coco.json"
+    path.write_bytes(b"")
+    argv = ["coco", "--data-dir", str(tree), "--feature-dim", str(FEATURE_DIM), "--no-progress"]
+    code = main([*argv, "--word-count-threshold", str(FIXTURE_WORD_COUNT_THRESHOLD)])
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and len(error.splitlines()) == 1, error
+    assert str(path) in error and "empty file (0 bytes)" in error

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
+from testkit import QUICK_TRAINER
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.data import decoy_digits as D
@@ -18,14 +19,7 @@ from hint_lightning.train import train
 
 pytest.importorskip("sklearn")
 
-TINY = (
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=1",
-    "trainer.limit_test_batches=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-)
+TINY = QUICK_TRAINER
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from testkit import QUICK_TRAINER
 
 from hint_lightning import demo
 
@@ -50,10 +51,7 @@ def test_demo_command_runs_every_row_and_writes_its_tables(
             "--output-dir",
             str(tmp_path),
             f"paths.data_dir={easyvqa_data_dir}",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=2",
-            "trainer.limit_val_batches=1",
-            "trainer.limit_test_batches=1",
+            *QUICK_TRAINER,
         ]
     )
     assert set(results["runs"]) == {run.name for run in demo.DEMO_RUNS}

@@ -8,23 +8,30 @@ checks on real counts, splits and batches.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import h5py
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from rich.console import Console
 
-from hint_lightning.data import easyvqa_images as im
-from hint_lightning.data import easyvqa_store as store
 from hint_lightning.data.batch import ANSWER_TYPES, VQA_BATCH_KEYS
 from hint_lightning.data.collate import collate_vqa
-from hint_lightning.data.easyvqa import (
+from hint_lightning.data.easyvqa_datamodule import (
+    EasyVQACPDataModule,
+    carve_val_and_hinted,
+)
+from hint_lightning.data.importance import proposal_importance
+from hint_lightning.prepare import easyvqa as build
+from hint_lightning.prepare import easyvqa_images as im
+from hint_lightning.prepare.easyvqa_source import (
     TEST_IMAGE_ID_OFFSET,
     TEST_QUESTION_ID_OFFSET,
     EasyVQASource,
@@ -32,11 +39,7 @@ from hint_lightning.data.easyvqa import (
     question_template,
     vqa_question_types,
 )
-from hint_lightning.data.easyvqa_datamodule import (
-    EasyVQACPDataModule,
-    carve_val_and_hinted,
-)
-from hint_lightning.data.importance import proposal_importance
+from hint_lightning.stores import easyvqa as store
 
 BACKGROUND = (245, 240, 235)
 SHAPE_COLOR = (0, 0, 255)
@@ -320,7 +323,7 @@ def test_synthetic_store_cache_rebuild_and_atomic_write(
     source = _synthetic_source(images_dir)
     cache = tmp_path / "cache"
     params = store.EasyVQACPParams()
-    path = store.ensure_store(cache, params, source=source, console=_quiet())
+    path = build.ensure_store(cache, params, source=source, console=_quiet())
     assert path == cache / params.filename() and path.is_file()
     arrays = store.load_store(path)
     assert arrays.num_questions == source.num_questions == 160
@@ -338,12 +341,12 @@ def test_synthetic_store_cache_rebuild_and_atomic_write(
 
     # Reuse: same parameters, same file untouched.
     stat = path.stat()
-    assert store.ensure_store(cache, params, source=source, console=_quiet()) == path
+    assert build.ensure_store(cache, params, source=source, console=_quiet()) == path
     assert (path.stat().st_mtime_ns, path.stat().st_ino) == (stat.st_mtime_ns, stat.st_ino)
 
     # A changed parameter builds a new file next to the old one.
     changed = store.EasyVQACPParams(blur_sigma=2.0)
-    other = store.ensure_store(cache, changed, source=source, console=_quiet())
+    other = build.ensure_store(cache, changed, source=source, console=_quiet())
     assert other != path and other.is_file() and path.is_file()
     assert not np.array_equal(store.load_store(other).human_importance, arrays.human_importance)
     assert sorted(p.name for p in cache.iterdir()) == sorted([path.name, other.name])
@@ -352,11 +355,27 @@ def test_synthetic_store_cache_rebuild_and_atomic_write(
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store, "_write_json_attrs", fail)
+    monkeypatch.setattr(store, "write_checksums", fail)
     broken = store.EasyVQACPParams(leak=0.2)
     with pytest.raises(RuntimeError, match="disk full"):
-        store.ensure_store(cache, broken, source=source, console=_quiet())
+        build.ensure_store(cache, broken, source=source, console=_quiet())
     assert sorted(p.name for p in cache.iterdir()) == sorted([path.name, other.name])
+
+
+def test_a_store_written_before_checksums_is_rebuilt_with_a_message(tmp_path: Path) -> None:
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    source = _synthetic_source(images_dir)
+    params = store.EasyVQACPParams()
+    path = build.ensure_store(tmp_path / "cache", params, source=source, console=_quiet())
+    with h5py.File(path, "a") as handle:
+        del handle["_checksums"]  # as every store written before checksums
+    assert not store.has_checksums(path)
+    console = Console(file=io.StringIO(), width=200)
+    assert build.ensure_store(path.parent, params, source=source, console=console) == path
+    assert "written before stores carried checksums; rebuilding it" in console.file.getvalue()
+    assert store.has_checksums(path)
+    store.load_store(path)
 
 
 def test_datamodule_on_a_synthetic_store(tmp_path: Path) -> None:
@@ -368,7 +387,7 @@ def test_datamodule_on_a_synthetic_store(tmp_path: Path) -> None:
     )
     with pytest.raises(FileNotFoundError, match="prepare_data"):
         dm.setup("fit")
-    store.ensure_store(dm.cache_dir, dm.params, source=source, console=_quiet())
+    build.ensure_store(dm.cache_dir, dm.params, source=source, console=_quiet())
     dm.setup("fit")
     assert dm.info is not None and dm.info.name == "easyvqa_cp"
     assert dm.info.num_answers == 8 and dm.info.max_proposals == 24

@@ -11,13 +11,12 @@ import torch
 
 from hint_lightning import caption_demo
 from hint_lightning.data import caption_batch as C
-from hint_lightning.data.easyvqa import COLOR_WORDS, SHAPE_WORDS
 from hint_lightning.data.easyvqa_captions import (
     CAPTION_TEMPLATES,
     EasyVQACaptionDataModule,
     image_colors_and_shapes,
 )
-from hint_lightning.data.easyvqa_store import EasyVQACPArrays
+from hint_lightning.stores.easyvqa import COLOR_WORDS, SHAPE_WORDS, EasyVQACPArrays
 
 TOKENS = ("<pad>", "<unk>", "a", "blue", "circle", "color", "is", "no", "not", "present")
 TOKENS += ("red", "rectangle", "shape", "the", "there", "triangle", "what")

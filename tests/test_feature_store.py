@@ -13,14 +13,14 @@ import h5py
 import numpy as np
 import pytest
 
-from hint_lightning.data.feature_store import FeatureStore, cast_rows
-from hint_lightning.prepare.features import convert_tsv_to_hdf5, feature_store_is_current
-from hint_lightning.testing.tsv import (
+from hint_lightning.prepare.bottom_up_tsv import (
     BottomUpImage,
     encode_bottom_up_row,
-    random_bottom_up_images,
     write_bottom_up_tsv,
 )
+from hint_lightning.prepare.features import convert_tsv_to_hdf5, feature_store_is_current
+from hint_lightning.prepare.fixture.bottom_up import random_bottom_up_images
+from hint_lightning.stores.features import FeatureStore, cast_rows
 
 DIM = 8
 
@@ -229,12 +229,12 @@ def test_not_a_feature_store(tmp_path: Path) -> None:
         FeatureStore(tmp_path / "nothing.h5")
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(
-        ValueError, match=re.escape(f"{tmp_path / 'text.h5'} is not a feature store")
+        ValueError, match=re.escape(f"{tmp_path / 'text.h5'}: not a readable feature store")
     ):
         FeatureStore(tmp_path / "text.h5")
     with h5py.File(tmp_path / "empty.h5", "w") as handle:
         handle["image_ids"] = np.arange(3)
-    with pytest.raises(ValueError, match=r"empty\.h5 is not a feature store: missing datasets"):
+    with pytest.raises(ValueError, match=r"empty\.h5: not a feature store: missing datasets"):
         FeatureStore(tmp_path / "empty.h5")
     tsv = write_bottom_up_tsv(tmp_path / "f.tsv", random_bottom_up_images(2, feature_dim=DIM))
     _convert([tsv], tmp_path / "old.h5")

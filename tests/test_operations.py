@@ -14,20 +14,13 @@ from typing import Any
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from testkit import quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.train import CONFIG_DIR, train
 from hint_lightning.utils.sweep import collect_sweep, summary_markdown, varying_overrides
 
-QUICK = (
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=3",
-    "trainer.limit_val_batches=1",
-    "trainer.limit_test_batches=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.accelerator=cpu",
-)
+QUICK = quick_overrides(train=3)
 
 
 def run(data_dir: Path, out: Path, *extra: str) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from testkit import FIXTURE_FEATURE_DIM, temp_files
 
-from hint_lightning.data.batch import ANSWER_TYPES
-from hint_lightning.data.feature_store import FeatureStore
-from hint_lightning.prepare import vqa_hat, vqa_questions
+from hint_lightning.prepare import vqa_hat, vqa_questions, vqa_raw
 from hint_lightning.prepare.cli import main
+from hint_lightning.prepare.fixture.tree import FIXTURE_MIN_ANSWER_COUNT, write_fixture_tree
 from hint_lightning.prepare.layout import (
     SPLITS,
     DataLayout,
@@ -31,12 +31,12 @@ from hint_lightning.prepare.pipeline import (
     prepare_questions,
     prepare_vqa,
 )
-from hint_lightning.prepare.state import BuildLedger
-from hint_lightning.testing.fixtures import FIXTURE_MIN_ANSWER_COUNT, write_fixture_tree
+from hint_lightning.stores.features import FeatureStore
+from hint_lightning.stores.prepare_state import BuildLedger
+from hint_lightning.text.answers import ANSWER_TYPES
 
 MIN_COUNT = FIXTURE_MIN_ANSWER_COUNT
-FEATURE_DIM = 64
-"""A small D keeps the tests fast; the CLI test uses the real 2048."""
+FEATURE_DIM = FIXTURE_FEATURE_DIM
 
 
 def outputs(dataset: str) -> list[str]:
@@ -61,18 +61,6 @@ def touch(path: Path, seconds: float = 10.0) -> None:
     os.utime(path, (stat.st_atime, stat.st_mtime + seconds))
 
 
-def temp_files(root: Path) -> list[Path]:
-    """Leftover temporary files of atomic writes."""
-    return [p for p in root.rglob(".*.tmp")]
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """A fresh fixture tree (about 0.1 s)."""
-    write_fixture_tree(tmp_path, feature_dim=FEATURE_DIM)
-    return tmp_path
-
-
 @pytest.fixture
 def prepared(tree: Path) -> Path:
     """A fixture tree prepared for vqacp_v2."""
@@ -83,7 +71,7 @@ def prepared(tree: Path) -> Path:
 def raw_questions(tree: Path, dataset: str, split: str) -> list[dict]:
     """The raw question items of a split."""
     raw = DataLayout(tree).questions(dataset, split)
-    return vqa_questions.load_questions(raw.path, raw.layout or "vqacp")
+    return vqa_raw.load_questions(raw.path, raw.layout or "vqacp")
 
 
 def hat_ids(tree: Path) -> set[int]:
@@ -384,3 +372,18 @@ def test_cli_fixture_then_prepare(tmp_path: Path) -> None:
     assert "Prepared vqacp_v2" in first.stdout
     assert all(name in first.stdout for name in outputs("vqacp_v2"))
     assert "2 question(s) with maps match no split" in " ".join(first.stdout.split())
+
+
+def test_a_null_question_is_one_line_naming_the_file_and_the_question(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tree / "raw/vqacp_v2/vqacp_v2_train_questions.json"
+    items = json.loads(path.read_text())
+    items[1]["question"] = None
+    path.write_text(json.dumps(items))
+    argv = ["vqacp_v2", "--data-dir", str(tree), "--min-answer-count", str(MIN_COUNT)]
+    code = main([*argv, "--feature-dim", str(FEATURE_DIM), "--no-progress"])
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and len(error.splitlines()) == 1, error
+    assert str(path) in error and f"question_id {items[1]['question_id']}" in error
+    assert "'question' is null, expected a string" in error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hint_lightning.data.question_types import (
+from hint_lightning.text.question_types import (
     NONE_OF_THE_ABOVE,
     available_question_type_lists,
     load_question_types,

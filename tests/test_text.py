@@ -1,20 +1,18 @@
-"""Tests of the shared question tokenization (hint_lightning.data.text)."""
+"""Tests of the shared question tokenization (hint_lightning.text.tokenize)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hint_lightning.data.text import (
-    PAD_INDEX,
-    PAD_TOKEN,
-    UNK_INDEX,
-    UNK_TOKEN,
+from hint_lightning.text.tokenize import (
     build_token_vocab,
     encode_questions,
     encode_tokens,
     tokenize,
 )
+from hint_lightning.text.tokens import PAD_INDEX, PAD_TOKEN, UNK_TOKEN
+from hint_lightning.text.tokens import QUESTION_UNK_INDEX as UNK_INDEX
 
 
 @pytest.mark.parametrize(

@@ -10,19 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.evaluate import evaluate
 from hint_lightning.train import train
 
-QUICK = (
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=4",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
-)
+QUICK = quick_overrides(train=4, val=2, test=2)
 
 
 def run(experiment: str, data_dir: Path, out: Path, *extra: str) -> dict[str, Any]:

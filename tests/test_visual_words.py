@@ -7,8 +7,8 @@ from importlib import resources
 
 import pytest
 
-from hint_lightning.data import visual_words as vw
-from hint_lightning.data.visual_words import (
+from hint_lightning.text import visual_words as vw
+from hint_lightning.text.visual_words import (
     COCO_CATEGORIES,
     COCO_CATEGORY_IDS,
     find_visual_words,

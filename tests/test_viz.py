@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from testkit import TINY_VQA_DATA, quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.train import train
@@ -231,24 +232,14 @@ def test_question_figure_shows_human_base_and_hinted_importance(
 
 @pytest.mark.slow
 def test_features_only_data_draws_boxes_on_a_blank_canvas_of_the_image_size(
-    tmp_path: Path,
+    tmp_path: Path, prepared_vqacp: Path
 ) -> None:
-    from hint_lightning.prepare.pipeline import prepare_vqa
-    from hint_lightning.testing.fixtures import write_fixture_tree
-
-    data_dir = tmp_path / "vqa_data"
-    write_fixture_tree(data_dir)
-    prepare_vqa("vqacp_v2", data_dir, min_answer_count=2, progress=False)
+    data_dir = prepared_vqacp
     overrides = [
         "experiment=vqacp_updn",
         f"paths.data_dir={data_dir}",
-        "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false",
-        "trainer.accelerator=cpu",
-        "data.num_workers=0",
-        "data.batch_size=16",
-        "data.eval_batch_size=16",
-        "data.val_fraction=0.2",
+        *quick_overrides(train=None, val=None, test=None),
+        *TINY_VQA_DATA,
         "logger=csv",
     ]
     run = train(compose_train_config(overrides, output_dir=tmp_path / "run"))

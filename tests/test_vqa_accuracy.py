@@ -8,10 +8,7 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from hint_lightning.data.batch import ANSWER_TYPES
 from hint_lightning.metrics.vqa_accuracy import (
-    CONTRACTIONS,
-    NUMBER_WORDS,
     AnswerScorer,
     VQAAccuracy,
     normalize_answer,
@@ -19,6 +16,7 @@ from hint_lightning.metrics.vqa_accuracy import (
     vqa_accuracy,
     vqa_accuracy_from_scores,
 )
+from hint_lightning.text.answers import ANSWER_TYPES, CONTRACTIONS, NUMBER_WORDS
 
 YES_NO, NUMBER, OTHER = range(3)
 

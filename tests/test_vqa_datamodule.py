@@ -15,11 +15,7 @@ import torch
 from hydra.utils import instantiate
 
 from hint_lightning.data import batch as B
-from hint_lightning.data import vqa_datamodule
 from hint_lightning.data.collate import VQACollate
-from hint_lightning.data.feature_store import FeatureStore
-from hint_lightning.data.question_types import load_question_types
-from hint_lightning.data.text import build_token_vocab, tokenize
 from hint_lightning.data.vqa_datamodule import (
     VQADataModule,
     carve_validation,
@@ -27,16 +23,22 @@ from hint_lightning.data.vqa_datamodule import (
     prepared_files,
 )
 from hint_lightning.metrics.vqa_accuracy import vqa_accuracy
+from hint_lightning.prepare.bottom_up_tsv import BottomUpImage, write_bottom_up_tsv
 from hint_lightning.prepare.features import convert_tsv_to_hdf5
+from hint_lightning.prepare.fixture.bottom_up import random_bottom_up_images
+from hint_lightning.prepare.fixture.vqa_files import make_hat_maps, make_vqa_examples, write_hat_zip
 from hint_lightning.prepare.vqa_hat import write_importance_store
 from hint_lightning.prepare.vqa_questions import (
     build_answer_vocab,
-    join,
     soft_target_scores,
     write_split_store,
 )
-from hint_lightning.testing.tsv import BottomUpImage, random_bottom_up_images, write_bottom_up_tsv
-from hint_lightning.testing.vqa_files import make_hat_maps, make_vqa_examples, write_hat_zip
+from hint_lightning.prepare.vqa_raw import join
+from hint_lightning.stores import vqa_importance
+from hint_lightning.stores.checksum import write_checksums
+from hint_lightning.stores.features import FeatureStore
+from hint_lightning.text.question_types import load_question_types
+from hint_lightning.text.tokenize import build_token_vocab, tokenize
 from hint_lightning.utils.io import write_json
 
 FEATURE_DIM = 16
@@ -446,13 +448,18 @@ def test_two_workers_open_the_store_lazily(adaptive: Prepared) -> None:
 
 
 def test_importance_is_read_in_blocks_of_rows(
-    fixed: Prepared, monkeypatch: pytest.MonkeyPatch
+    fixed: Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = prepared_files(fixed.data_dir, "vqacp_v2", "trainval_36")
     question_ids = np.array(fixed.fit_ids)
     whole = load_importance(files["fit_importance"], "one_minus", question_ids, "trainval_36", 36)
-    monkeypatch.setattr(vqa_datamodule, "_IMPORTANCE_BLOCK", 4)
-    blocks = load_importance(files["fit_importance"], "one_minus", question_ids, "trainval_36", 36)
+    monkeypatch.setattr(vqa_importance, "IMPORTANCE_BLOCK", 4)  # written and read by 4 rows
+    hat = sorted((fixed.data_dir / "raw").glob("vqahat_*.zip"))
+    with FeatureStore(files["features"]) as store:
+        write_importance_store(tmp_path / "i.h5", files["fit"], hat, store, progress=False)
+    with h5py.File(tmp_path / "i.h5") as handle:
+        assert handle["_checksums/one_minus"].attrs["block_rows"] == 4
+    blocks = load_importance(tmp_path / "i.h5", "one_minus", question_ids, "trainval_36", 36)
     np.testing.assert_array_equal(blocks.values, whole.values)
     np.testing.assert_array_equal(blocks.index, whole.index)
     rows = store_rows(fixed, "fit", "one_minus")
@@ -483,6 +490,7 @@ def test_an_image_missing_from_the_store_names_question_image_and_store(tmp_path
         image_ids = handle["image_id"][()]
         image_ids[2] = 999
         handle["image_id"][...] = image_ids
+        write_checksums(handle, "image_id", image_ids)  # a consistent store, another image
         question_id = int(handle["question_id"][2])
     dm = VQADataModule(data_dir=str(tmp_path), num_workers=0)
     with pytest.raises(KeyError) as error:

@@ -8,30 +8,18 @@ from typing import Any
 
 import pytest
 from omegaconf import OmegaConf
+from testkit import TINY_VQA_DATA, quick_overrides
 
 from hint_lightning.compose import compose_train_config
 from hint_lightning.evaluate import evaluate
-from hint_lightning.prepare.pipeline import prepare_vqa
-from hint_lightning.testing.fixtures import write_fixture_tree
 from hint_lightning.train import train
 
-QUICK = (
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
-    "data.num_workers=0",
-    "data.batch_size=16",
-    "data.eval_batch_size=16",
-    "data.val_fraction=0.2",
-)
+QUICK = (*quick_overrides(train=None, val=None, test=None), *TINY_VQA_DATA)
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data_dir = tmp_path_factory.mktemp("vqa_data")
-    write_fixture_tree(data_dir)
-    prepare_vqa("vqacp_v2", data_dir, min_answer_count=2, progress=False)
-    return data_dir
+def prepared(prepared_vqacp: Path) -> Path:
+    return prepared_vqacp
 
 
 def run(experiment: str, data_dir: Path, out: Path, *extra: str) -> dict[str, Any]:

@@ -13,8 +13,13 @@ import pytest
 from PIL import Image
 
 from hint_lightning.data.importance import proposal_importance
-from hint_lightning.data.question_types import load_question_types
-from hint_lightning.data.text import build_token_vocab, tokenize
+from hint_lightning.prepare.fixture.vqa_files import (
+    encode_png,
+    make_hat_maps,
+    make_vqa_examples,
+    write_hat_folder,
+    write_hat_zip,
+)
 from hint_lightning.prepare.vqa_hat import (
     hat_coverage,
     hat_importance,
@@ -24,13 +29,8 @@ from hint_lightning.prepare.vqa_hat import (
     write_importance_store,
 )
 from hint_lightning.prepare.vqa_questions import build_answer_vocab, write_split_store
-from hint_lightning.testing.vqa_files import (
-    encode_png,
-    make_hat_maps,
-    make_vqa_examples,
-    write_hat_folder,
-    write_hat_zip,
-)
+from hint_lightning.text.question_types import load_question_types
+from hint_lightning.text.tokenize import build_token_vocab, tokenize
 
 IMAGES: dict[int, tuple[tuple[int, int], int]] = {9: ((64, 48), 3), 25: ((50, 40), 5)}
 """image id -> ((width, height), number of proposals)."""
@@ -38,7 +38,7 @@ MAX_BOXES = 6
 
 
 class FakeFeatureStore:
-    """A stand-in for hint_lightning.data.feature_store.FeatureStore (duck typing)."""
+    """A stand-in for hint_lightning.stores.features.FeatureStore (duck typing)."""
 
     def __init__(self, path: Path, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
@@ -227,7 +227,8 @@ def hat_sources(tmp_path: Path) -> list[Path]:
 
 def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     with h5py.File(path, "r") as handle:
-        return {name: handle[name][()] for name in handle}, dict(handle.attrs)
+        arrays = {name: handle[name][()] for name in handle if name != "_checksums"}
+        return arrays, dict(handle.attrs)
 
 
 def test_importance_store_human_and_controls(tmp_path: Path, split_store, hat_sources) -> None:
@@ -313,8 +314,8 @@ def test_importance_store_with_the_real_feature_store(
     tmp_path: Path, split_store, hat_sources
 ) -> None:
     features = pytest.importorskip("hint_lightning.prepare.features")
-    feature_store = pytest.importorskip("hint_lightning.data.feature_store")
-    tsv = pytest.importorskip("hint_lightning.testing.tsv")
+    feature_store = pytest.importorskip("hint_lightning.stores.features")
+    tsv = pytest.importorskip("hint_lightning.prepare.bottom_up_tsv")
     rng = np.random.default_rng(0)
     images = []
     for image_id, ((width, height), n) in IMAGES.items():

@@ -11,21 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from hint_lightning.data.batch import ANSWER_TYPES
-from hint_lightning.data.question_types import load_question_types
-from hint_lightning.data.text import build_token_vocab, encode_tokens, tokenize
 from hint_lightning.metrics.vqa_accuracy import vqa_accuracy
-from hint_lightning.prepare.vqa_questions import (
-    build_answer_vocab,
-    check_images,
-    join,
-    load_annotations,
-    load_glove,
-    load_questions,
-    soft_target_scores,
-    write_split_store,
-)
-from hint_lightning.testing.vqa_files import (
+from hint_lightning.prepare.fixture.vqa_files import (
     make_vqa_examples,
     write_glove,
     write_vqa_v2_annotations,
@@ -33,6 +20,16 @@ from hint_lightning.testing.vqa_files import (
     write_vqacp_annotations,
     write_vqacp_questions,
 )
+from hint_lightning.prepare.glove import load_glove
+from hint_lightning.prepare.vqa_questions import (
+    build_answer_vocab,
+    soft_target_scores,
+    write_split_store,
+)
+from hint_lightning.prepare.vqa_raw import check_images, join, load_annotations, load_questions
+from hint_lightning.text.answers import ANSWER_TYPES
+from hint_lightning.text.question_types import load_question_types
+from hint_lightning.text.tokenize import build_token_vocab, encode_tokens, tokenize
 
 IMAGE_IDS = (9, 25, 42, 77)
 
@@ -283,8 +280,10 @@ def test_split_store_round_trip(tmp_path: Path, joined, vqacp_files) -> None:
     answer_index = {a: i for i, a in enumerate(answers)}
     q = len(joined)
     with h5py.File(out, "r") as handle:
-        arrays = {name: handle[name][()] for name in handle}
+        arrays = {name: handle[name][()] for name in handle if name != "_checksums"}
+        checksummed = set(handle["_checksums"])
         attrs = dict(handle.attrs)
+    assert checksummed == set(arrays)  # every dataset carries its checksums
     expected = {
         "question_id": (np.int64, (q,)),
         "image_id": (np.int64, (q,)),

@@ -1,1 +1,1 @@
-"""data."""
+"""DataModules and datasets that read the stores (:mod:`hint_lightning.stores`)."""

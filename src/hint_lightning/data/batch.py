@@ -22,7 +22,7 @@ key                      shape        dtype    meaning
 
 ``answer_scores`` lets evaluation compute the official accuracy of any prediction by indexing:
 the accuracy of predicting answer ``a`` for question ``b`` is ``answer_scores[b, a]``, which was
-computed once with :func:`hint_lightning.metrics.vqa_accuracy.vqa_accuracy` against the human
+computed once with :func:`hint_lightning.text.answer_scores.vqa_accuracy` against the human
 answers (all answers outside the vocabulary score 0 because they can never be predicted).
 """
 
@@ -31,8 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-ANSWER_TYPES: Final[tuple[str, ...]] = ("yes/no", "number", "other")
-"""The official VQA answer types, in the order used by ``answer_type`` indices."""
+from hint_lightning.text.answers import ANSWER_TYPES as ANSWER_TYPES  # the batch's answer_type
 
 FEATURES: Final = "features"
 BOXES: Final = "boxes"

@@ -30,7 +30,7 @@ key                          shape        dtype    meaning
 
 A *decision* is a time step whose ground-truth word is a visual word whose category has
 human importance in the image (for COCO: the category has instance segmentations in the image;
-see :mod:`hint_lightning.data.visual_words` and :mod:`hint_lightning.prepare.coco_masks`).
+see :mod:`hint_lightning.text.visual_words` and :mod:`hint_lightning.prepare.coco_masks`).
 Decisions are flattened over the batch because a caption may hold several visual words and
 network importance is one gradient per decision: the LightningModule repeats caption
 ``decision_row[k]`` once per decision (see :mod:`hint_lightning.models.updn_captioner`).

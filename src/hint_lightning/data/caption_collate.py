@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from hint_lightning.data import caption_batch as C
-from hint_lightning.models.updn_captioner import EOS_INDEX, PAD_INDEX
+from hint_lightning.text.tokens import EOS_INDEX, PAD_INDEX
 
 __all__ = ["collate_captions", "decision_words", "flatten_decisions", "teacher_forcing"]
 

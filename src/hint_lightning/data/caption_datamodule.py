@@ -26,23 +26,30 @@ each) and the importance rows that some caption uses (``M`` float32 each: ~50 MB
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
-import h5py
 import numpy as np
 import torch
 
 from hint_lightning.data.caption_batch import CaptionDataInfo
 from hint_lightning.data.caption_dataset import CaptionDataset, CaptionTable
 from hint_lightning.data.caption_loading import CaptionDataModuleBase
-from hint_lightning.data.vqa_datamodule import BatchFeatureStore
-from hint_lightning.metrics.caption import coco_references
-from hint_lightning.prepare.coco_captions import CAPTION_STORE_VERSION
-from hint_lightning.prepare.coco_masks import COCO_IMPORTANCE_VERSION
-from hint_lightning.prepare.layout import COCO_FAMILIES, DataLayout
+from hint_lightning.data.prepared import (
+    check_prepared_coco,
+    coco_prepare_command,
+    coco_prepared_files,
+)
+from hint_lightning.stores.captions import read_caption_store, read_references
+from hint_lightning.stores.coco_importance import (
+    CATEGORY_KEY,
+    importance_rows,
+    read_coco_importance,
+)
+from hint_lightning.stores.feature_batches import BatchFeatureStore
+from hint_lightning.stores.layout import COCO_FAMILIES
+from hint_lightning.stores.vqa_questions import read_vocabulary
 
 __all__ = [
     "CATEGORY_KEY",
@@ -54,90 +61,6 @@ __all__ = [
 ]
 
 SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
-CATEGORY_KEY: Final = 128
-"""Lookup key ``image_id * CATEGORY_KEY + category_id`` (COCO category ids are < 91)."""
-
-
-def coco_prepared_files(data_dir: str | Path, family: str, features: str) -> dict[str, Path]:
-    """The prepared files a :class:`COCOCaptionDataModule` needs, by role.
-
-    Example:
-        >>> files = coco_prepared_files("data", "robust", "trainval_36")
-        >>> files["test"].as_posix(), files["importance"].as_posix()
-        ('data/prepared/coco/robust/test.h5', 'data/prepared/coco/importance.h5')
-    """
-    layout = DataLayout(data_dir)
-    files = {
-        "features": layout.feature_store(features),
-        "vocab": layout.coco_vocab(family),
-        **{split: layout.coco_captions(family, split) for split in SPLITS},
-        **{f"{s}_references": layout.coco_references(family, s) for s in ("val", "test")},
-        "importance": layout.coco_importance(),
-    }
-    return {role: Path(path) for role, path in files.items()}
-
-
-def coco_prepare_command(data_dir: str | Path, features: str = "trainval_36") -> str:
-    """The command that writes the prepared COCO files.
-
-    Example:
-        >>> coco_prepare_command("data")
-        'python -m hint_lightning.prepare coco --data-dir data'
-    """
-    option = "" if features == "trainval_36" else f" --features {features}"
-    return f"python -m hint_lightning.prepare coco --data-dir {data_dir}{option}"
-
-
-def check_prepared_coco(data_dir: str | Path, family: str, features: str) -> None:
-    """Raises unless every file of :func:`coco_prepared_files` exists.
-
-    Raises:
-        FileNotFoundError: naming every missing file and the command that writes them.
-    """
-    missing = [
-        p for p in coco_prepared_files(data_dir, family, features).values() if not p.is_file()
-    ]
-    if missing:
-        listed = "\n".join(f"  {path}" for path in missing)
-        raise FileNotFoundError(
-            f"the prepared COCO captioning data ({family} split) is incomplete; missing:\n"
-            f"{listed}\nwrite them (from the raw downloads under {Path(data_dir) / 'raw'}) "
-            f"with:\n  {coco_prepare_command(data_dir, features)}"
-        )
-
-
-def _check_version(handle: h5py.File, path: Path, version: int) -> None:
-    found = int(handle.attrs.get("format_version", -1))
-    if found != version:
-        raise ValueError(
-            f"{path}: format_version {found}, this code reads {version}; rebuild it with "
-            "python -m hint_lightning.prepare coco --force"
-        )
-
-
-def importance_rows(
-    keys: np.ndarray, image_ids: np.ndarray, category_ids: np.ndarray
-) -> np.ndarray:
-    """Row of each (image, category) in an importance store, -1 where it has none.
-
-    Args:
-        keys: ``[R]`` sorted ``image_id * CATEGORY_KEY + category_id`` of the store's rows.
-        image_ids: ``[K]`` image ids.
-        category_ids: ``[K]`` category ids.
-
-    Returns:
-        ``[K]`` int64 rows.
-
-    Example:
-        >>> keys = np.array([5 * 128 + 1, 5 * 128 + 18, 9 * 128 + 1])
-        >>> importance_rows(keys, np.array([5, 9, 9]), np.array([18, 1, 18])).tolist()
-        [1, 2, -1]
-    """
-    wanted = np.asarray(image_ids, np.int64) * CATEGORY_KEY + np.asarray(category_ids, np.int64)
-    if keys.size == 0:
-        return np.full(wanted.shape, -1, dtype=np.int64)
-    position = np.searchsorted(keys, wanted).clip(max=keys.size - 1)
-    return np.where(keys[position] == wanted, position, -1).astype(np.int64)
 
 
 class COCOCaptionDataModule(CaptionDataModuleBase):
@@ -222,10 +145,10 @@ class COCOCaptionDataModule(CaptionDataModuleBase):
             return
         self.prepare_data()
         files = self.files
-        vocab = tuple(json.loads(files["vocab"].read_text()))
+        vocab = read_vocabulary(files["vocab"])
         store = BatchFeatureStore(files["features"])
-        keys, importance = self._importance_table(files["importance"], store)
-        tables = {split: self._table(files[split], store, keys) for split in SPLITS}
+        keys, importance = read_coco_importance(files["importance"], store.max_boxes)
+        tables = {split: self._table(files[split], store, keys, len(vocab)) for split in SPLITS}
         used = np.unique(np.concatenate([t.decision_importance_row for t in tables.values()]))
         remap = np.full(len(keys), -1, dtype=np.int64)
         remap[used] = np.arange(used.size)
@@ -251,39 +174,13 @@ class COCOCaptionDataModule(CaptionDataModuleBase):
             name=f"coco_{self.split_family}",
         )
 
-    def _importance_table(
-        self, path: Path, store: BatchFeatureStore
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(keys [R] sorted, importance [R, M] float32)`` of the importance store."""
-        with h5py.File(path, "r") as handle:
-            _check_version(handle, path, COCO_IMPORTANCE_VERSION)
-            image_id = handle["image_id"][()].astype(np.int64)
-            category_id = handle["category_id"][()].astype(np.int64)
-            importance = handle["importance"][()].astype(np.float32)
-        if importance.shape[1] < store.max_boxes:
-            raise ValueError(
-                f"{path} holds {importance.shape[1]} proposals per row but the feature store "
-                f"{store.path} has images with {store.max_boxes}: prepare them from one store"
-            )
-        keys = image_id * CATEGORY_KEY + category_id
-        if np.any(np.diff(keys) <= 0):
-            raise ValueError(f"{path}: rows are not sorted by (image id, category id)")
-        return keys, importance
-
-    def _table(self, path: Path, store: BatchFeatureStore, keys: np.ndarray) -> CaptionTable:
+    def _table(
+        self, path: Path, store: BatchFeatureStore, keys: np.ndarray, vocab_size: int
+    ) -> CaptionTable:
         """The caption table of one caption store."""
-        with h5py.File(path, "r") as handle:
-            _check_version(handle, path, CAPTION_STORE_VERSION)
-            prepared_with = handle.attrs.get("feature_store")
-            if prepared_with not in (None, self.features):
-                raise ValueError(
-                    f"{path} was prepared with the feature store {prepared_with!r}, not "
-                    f"data.features={self.features!r}"
-                )
-            image_ids = handle["image_ids"][()].astype(np.int64)
-            captions = handle["captions"][()].astype(np.int64)
-            caption_image = handle["caption_image"][()].astype(np.int64)
-            category = handle["word_category"][()].astype(np.int64)
+        arrays = read_caption_store(path, self.features, vocab_size)
+        image_ids, captions = arrays["image_ids"], arrays["captions"]
+        caption_image, category = arrays["caption_image"], arrays["word_category"]
         image_rows = store.rows_of(image_ids)
         if np.any(image_rows < 0):
             missing = int(image_ids[np.argmax(image_rows < 0)])
@@ -309,5 +206,4 @@ class COCOCaptionDataModule(CaptionDataModuleBase):
         """
         if split not in ("val", "test"):
             raise ValueError(f"references exist for val and test, not {split!r}")
-        path = self.files[f"{split}_references"]
-        return coco_references(json.loads(path.read_text()))
+        return read_references(self.files[f"{split}_references"])

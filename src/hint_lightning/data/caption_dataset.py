@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from hint_lightning.data import caption_batch as C
 from hint_lightning.data.caption_collate import decision_words, flatten_decisions, teacher_forcing
-from hint_lightning.models.updn_captioner import PAD_INDEX
+from hint_lightning.text.tokens import PAD_INDEX
 
 __all__ = [
     "CaptionDataset",

@@ -1,7 +1,7 @@
 """Embedded smoke data for captioning: easy-VQA images with captions of their shape and color.
 
 Nothing is downloaded: the images, proposals, features and human importance are those of the
-easy-VQA-CP store (:mod:`hint_lightning.data.easyvqa_store`, built from the ``easy-vqa`` PyPI
+easy-VQA-CP store (:mod:`hint_lightning.stores.easyvqa`, built from the ``easy-vqa`` PyPI
 package on first use). Each easy-VQA image holds one colored shape; its color and shape are
 recovered from the store's questions and answers (:func:`image_colors_and_shapes`), and the
 image gets one caption per template of :data:`CAPTION_TEMPLATES` ("a red circle", "there is a
@@ -31,15 +31,16 @@ import torch
 from hint_lightning.data.caption_batch import CaptionDataInfo
 from hint_lightning.data.caption_dataset import CaptionDataset, CaptionTable, TensorImages
 from hint_lightning.data.caption_loading import CaptionDataModuleBase
-from hint_lightning.data.easyvqa import COLOR_WORDS, SHAPE_WORDS, TEST_IMAGE_ID_OFFSET
-from hint_lightning.data.easyvqa_store import (
+from hint_lightning.prepare.easyvqa import ensure_store
+from hint_lightning.stores.easyvqa import (
+    COLOR_WORDS,
+    SHAPE_WORDS,
+    TEST_IMAGE_ID_OFFSET,
     EasyVQACPArrays,
     EasyVQACPParams,
-    ensure_store,
     load_store,
 )
-from hint_lightning.models.updn_captioner import BOS_INDEX, EOS_INDEX, PAD_INDEX
-from hint_lightning.prepare.coco_captions import SPECIAL_TOKENS
+from hint_lightning.text.tokens import BOS_INDEX, CAPTION_SPECIAL_TOKENS, EOS_INDEX, PAD_INDEX
 
 __all__ = [
     "CAPTION_TEMPLATES",
@@ -139,7 +140,7 @@ def caption_vocab() -> tuple[str, ...]:
         (('<pad>', '<bos>', '<eos>', '<unk>'), True, True)
     """
     words = {w for t in CAPTION_TEMPLATES for w in t.split() if not w.startswith("{")}
-    return (*SPECIAL_TOKENS, *sorted(words | set(COLOR_WORDS) | set(SHAPE_WORDS)))
+    return (*CAPTION_SPECIAL_TOKENS, *sorted(words | set(COLOR_WORDS) | set(SHAPE_WORDS)))
 
 
 def encode_image_captions(

@@ -11,7 +11,7 @@ Commands:
   vocabularies, caption stores, references, visual-word importance;
   :func:`~hint_lightning.prepare.coco.prepare_coco`), skipping up-to-date steps;
 * ``fixture``: a tiny raw tree in the real formats
-  (:func:`~hint_lightning.testing.fixtures.write_fixture_tree`).
+  (:func:`~hint_lightning.prepare.fixture.tree.write_fixture_tree`).
 
 The heavy modules (torch, h5py) are imported only by the commands that need them, so
 ``--help`` and ``fixture`` start fast. Exit status: 0 on success, 2 when raw or prepared inputs
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_fixture(args: argparse.Namespace) -> None:
     """``fixture``: write the tree and say how to prepare it."""
-    from hint_lightning.testing.fixtures import FIXTURE_MIN_ANSWER_COUNT, write_fixture_tree
+    from hint_lightning.prepare.fixture.tree import FIXTURE_MIN_ANSWER_COUNT, write_fixture_tree
 
     files = write_fixture_tree(
         args.data_dir,

@@ -12,7 +12,7 @@ Raw inputs (under ``DIR/raw/``, each as distributed)::
 
 Prepared layout (under ``DIR/prepared/``; every file is written to a temporary name and
 renamed, and trusted only once its ledger entry is written, exactly like the VQA outputs: see
-:mod:`hint_lightning.prepare.pipeline` and :mod:`hint_lightning.prepare.state`)::
+:mod:`hint_lightning.prepare.pipeline` and :mod:`hint_lightning.stores.prepare_state`)::
 
     features/<name>.h5                 the FeatureStore the VQA commands build (built here the
                                        same way when missing or out of date)
@@ -54,46 +54,27 @@ id that is not in the Karpathy file. Missing raw files raise
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import h5py
 from rich.console import Console
 from rich.markup import escape
 
-from hint_lightning.data.feature_store import FeatureStore
-from hint_lightning.data.visual_words import (
-    Duplicates,
-    VisualWords,
-    load_visual_words,
-    read_visual_words_text,
-)
-from hint_lightning.prepare.coco_captions import (
-    CAPTION_STORE_VERSION,
-    MAX_WORDS,
-    WORD_COUNT_THRESHOLD,
-    build_caption_vocab,
-    caption_references,
-    check_features,
-    empty_captions,
-    write_caption_store,
-    write_references,
-)
-from hint_lightning.prepare.coco_masks import (
-    COCO_IMPORTANCE_VERSION,
-    write_visual_word_importance,
-)
-from hint_lightning.prepare.coco_splits import (
-    KarpathyImage,
-    RobustSplit,
-    family_splits,
-    load_karpathy,
-    load_robust_split,
+from hint_lightning.prepare.coco_captions import WORD_COUNT_THRESHOLD
+from hint_lightning.prepare.coco_steps import (
+    REFERENCES_VERSION,
+    VOCAB_VERSION,
+    CocoReport,
+    Inputs,
+    caption_step,
+    coco_output_counts,
+    features_step,
+    importance_step,
+    references_step,
+    report_step,
+    robust_split,
+    vocab_step,
 )
 from hint_lightning.prepare.layout import (
     COCO_FAMILIES,
@@ -102,17 +83,10 @@ from hint_lightning.prepare.layout import (
     DataLayout,
     require_raw,
 )
-from hint_lightning.prepare.pipeline import (
-    GEOMETRY_DATASETS,
-    _default_console,
-    _feature_step,
-    _finish,
-    _Run,
-)
-from hint_lightning.prepare.state import BuildLedger, file_digest, h5_digest
-from hint_lightning.prepare.summary import OutputRecord, PrepareReport, Status
-from hint_lightning.prepare.vqa_questions import describe_sources
-from hint_lightning.utils.io import write_json
+from hint_lightning.prepare.run import Run, default_console, finish
+from hint_lightning.stores.prepare_state import h5_digest
+from hint_lightning.stores.versions import COCO_REPORT_VERSION
+from hint_lightning.text.visual_words import Duplicates
 
 __all__ = [
     "COCO_REPORT_VERSION",
@@ -121,329 +95,6 @@ __all__ = [
     "coco_output_counts",
     "prepare_coco",
 ]
-
-VOCAB_VERSION: Final = 1
-REFERENCES_VERSION: Final = 1
-COCO_REPORT_VERSION: Final = 1
-_MAX_REPORTED: Final = 5
-"""Empty captions named on the console (the report file lists all)."""
-
-
-# --------------------------------------------------------------------------------------------
-# The report: counts of the COCO outputs.
-# --------------------------------------------------------------------------------------------
-
-
-def coco_output_counts(path: Path) -> dict[str, int]:
-    """What a prepared COCO file holds (for the summary table).
-
-    Returns:
-        Caption store: ``images``, ``captions``; importance store: ``images``, ``rows``;
-        vocabulary: ``tokens``; references: ``images``, ``references``; report:
-        ``empty_captions``.
-    """
-    if path.suffix == ".h5":
-        with h5py.File(path, "r") as handle:
-            if "index_offsets" in handle:
-                return {
-                    "images": int(handle["index_image_ids"].shape[0]),
-                    "rows": int(handle["image_id"].shape[0]),
-                }
-            return {
-                "images": int(handle["image_ids"].shape[0]),
-                "captions": int(handle["captions"].shape[0]),
-            }
-    payload = json.loads(path.read_text())
-    if path.name == "vocab.json":
-        return {"tokens": len(payload)}
-    if path.name.endswith("_references.json"):
-        return {"images": len(payload["images"]), "references": len(payload["annotations"])}
-    if path.name == "coco_report.json":
-        return {"empty_captions": int(payload["empty_captions"]["count"])}
-    return {}
-
-
-class _CocoReport(PrepareReport):
-    """A :class:`PrepareReport` that also knows how to count the COCO outputs."""
-
-    def add(self, path: Path, status: Status, seconds: float | None = None) -> None:
-        """Records an output (COCO outputs counted by :func:`coco_output_counts`)."""
-        coco = self.prepared / "coco"
-        if not (path.is_relative_to(coco) and status != "absent" and path.is_file()):
-            super().add(path, status, seconds)
-            return
-        self.outputs[self.name(path)] = OutputRecord(
-            path=path,
-            status=status,
-            seconds=None if seconds is None else round(seconds, 3),
-            counts=coco_output_counts(path),
-            size=path.stat().st_size,
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Inputs read once per run (only when a step is built).
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Inputs:
-    """The raw inputs of a COCO run, read on first use.
-
-    Attributes:
-        layout: The data folder's paths.
-        robust: The robust split (the raw override when present, else the shipped one).
-        duplicates: The visual-word duplicates policy.
-    """
-
-    layout: DataLayout
-    robust: RobustSplit
-    duplicates: Duplicates
-    _images: list[KarpathyImage] | None = None
-    _splits: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-
-    @property
-    def karpathy_path(self) -> Path:
-        """``raw/coco/dataset_coco.json``."""
-        return self.layout.karpathy_file().path
-
-    def images(self, run: _Run) -> list[KarpathyImage]:
-        """The Karpathy file's images."""
-        if self._images is None:
-            with run.status(f"reading {self.karpathy_path.name}"):
-                self._images = load_karpathy(self.karpathy_path)
-        return self._images
-
-    def splits(self, run: _Run, family: str) -> dict[str, list[int]]:
-        """The positions of each split's images in :meth:`images`."""
-        if family not in self._splits:
-            self._splits[family] = family_splits(
-                self.images(run), family, self.robust, self.karpathy_path
-            )
-        return self._splits[family]
-
-    def visual_words(self) -> VisualWords:
-        """The visual-word mapping."""
-        return load_visual_words(self.duplicates)
-
-    def stamp(self, family: str | None) -> dict[str, Any]:
-        """What every caption output of ``family`` depends on (None: both families)."""
-        stamp: dict[str, Any] = {"karpathy": describe_sources([self.karpathy_path])}
-        if family != "karpathy":
-            stamp["robust_split"] = self.robust.sha256
-        return stamp
-
-
-def _robust_split(layout: DataLayout) -> RobustSplit:
-    """The raw override when present, else the shipped robust split."""
-    override = layout.robust_split_override()
-    if not override.is_file():
-        return load_robust_split()
-    return replace(load_robust_split(override), source=layout.relative(override))
-
-
-# --------------------------------------------------------------------------------------------
-# Steps.
-# --------------------------------------------------------------------------------------------
-
-
-def _features(run: _Run, float16: bool, feature_dim: int) -> Path:
-    """The feature store: built from the TSVs when they are there (skipped when up to date),
-    else the existing store as is."""
-    layout = run.layout
-    store = layout.feature_store(run.features)
-    if layout.feature_tsvs(run.features):
-        _feature_step(run, float16, feature_dim)
-    else:
-        run.console.print(
-            f"[dim]use    {run.report.name(store)} (no TSVs under "
-            f"{escape(layout.relative(layout.feature_folder(run.features)))}/)[/]"
-        )
-        run.report.add(store, "skipped")
-    return store
-
-
-def _vocab_step(run: _Run, inputs: _Inputs, family: str, threshold: int) -> None:
-    """``<family>/vocab.json`` from the family's training captions."""
-    out = run.layout.coco_vocab(family)
-    stamp = {**inputs.stamp(family), "threshold": threshold, "format_version": VOCAB_VERSION}
-
-    def build() -> None:
-        images = inputs.images(run)
-        train = inputs.splits(run, family)["train"]
-        captions = (s.tokens for p in train for s in images[p].sentences)
-        vocab = build_caption_vocab(captions, threshold)
-        write_json(out, vocab, indent=0)
-        run.console.print(f"       {len(vocab):,} tokens (count > {threshold}, with 4 specials)")
-
-    run.step(BuildLedger(out.parent), out, stamp, build)
-
-
-def _caption_step(
-    run: _Run, inputs: _Inputs, family: str, split: str, store_path: Path, image_ids: str
-) -> None:
-    """``<family>/<split>.h5`` after checking that every image has features."""
-    layout = run.layout
-    vocab_path = layout.coco_vocab(family)
-    out = layout.coco_captions(family, split)
-    stamp = {
-        **inputs.stamp(family),
-        "vocab": file_digest(vocab_path),
-        "images": image_ids,
-        "feature_store": run.features,
-        "max_words": MAX_WORDS,
-        "visual_words": hashlib.sha256(read_visual_words_text().encode()).hexdigest(),
-        "duplicates": inputs.duplicates,
-        "format_version": CAPTION_STORE_VERSION,
-    }
-
-    def build() -> None:
-        images = inputs.images(run)
-        positions = inputs.splits(run, family)[split]
-        with FeatureStore(store_path) as store:
-            check_features(
-                [images[p].cocoid for p in positions],
-                store.image_ids,
-                inputs.karpathy_path,
-                store_path,
-            )
-        stats = write_caption_store(
-            out,
-            images,
-            positions,
-            json.loads(vocab_path.read_text()),
-            inputs.visual_words(),
-            attrs={
-                "family": family,
-                "split": split,
-                "feature_store": run.features,
-                "visual_word_duplicates": inputs.duplicates,
-                "sources": json.dumps(
-                    {"karpathy": inputs.karpathy_path.name}
-                    | ({"robust_split": inputs.robust.source} if family == "robust" else {})
-                ),
-            },
-        )
-        run.console.print(
-            f"       {stats['captions']:,} captions of {stats['images']:,} images, "
-            f"{stats['visual_words']:,} visual words"
-        )
-
-    run.step(BuildLedger(out.parent), out, stamp, build)
-
-
-def _references_step(run: _Run, inputs: _Inputs, family: str, split: str) -> None:
-    """``<family>/<split>_references.json`` for every image of the split."""
-    out = run.layout.coco_references(family, split)
-    stamp = {**inputs.stamp(family), "format_version": REFERENCES_VERSION}
-
-    def build() -> None:
-        positions = inputs.splits(run, family)[split]
-        references = caption_references(
-            inputs.images(run), positions, f"hint-lightning COCO {family} {split} references"
-        )
-        write_references(out, references)
-        run.console.print(
-            f"       {len(references['annotations']):,} references of "
-            f"{len(references['images']):,} images"
-        )
-
-    run.step(BuildLedger(out.parent), out, stamp, build)
-
-
-def _importance_step(run: _Run, store_path: Path) -> None:
-    """``importance.h5`` from both instances files and the feature store's boxes."""
-    layout = run.layout
-    instances = [layout.coco_instances(s).path for s in ("train2014", "val2014")]
-    out = layout.coco_importance()
-    stamp = {
-        "instances": describe_sources(instances),
-        "boxes": h5_digest(store_path, GEOMETRY_DATASETS),
-        "feature_store": run.features,
-        "format_version": COCO_IMPORTANCE_VERSION,
-    }
-
-    def build() -> None:
-        with FeatureStore(store_path) as store:
-            stats = write_visual_word_importance(
-                out,
-                instances,
-                store,
-                attrs={
-                    "feature_store": run.features,
-                    "sources": json.dumps(describe_sources(instances)),
-                },
-                progress=run.progress,
-            )
-        run.console.print(
-            f"       {stats['rows']:,} (image, category) rows of {stats['images']:,} images"
-        )
-        if stats["images_without_features"]:
-            run.console.print(
-                "[yellow]       annotated images without features (skipped): "
-                f"{stats['images_without_features']}[/]"
-            )
-        if stats["size_mismatch"]:
-            run.console.print(
-                f"[yellow]       {stats['size_mismatch']:,} images whose feature-store size "
-                "differs from the instances file (boxes scaled; ids in the size_mismatch "
-                "attribute)[/]"
-            )
-
-    run.step(BuildLedger(out.parent), out, stamp, build)
-
-
-def _report_payload(run: _Run, inputs: _Inputs) -> dict[str, Any]:
-    """The content of ``coco_report.json``."""
-    images = inputs.images(run)
-    empty = empty_captions(images)
-    splits = {
-        family: {
-            split: {
-                "images": len(positions),
-                "captions": sum(1 for p in positions for s in images[p].sentences if s.tokens),
-            }
-            for split, positions in inputs.splits(run, family).items()
-        }
-        for family in COCO_FAMILIES
-    }
-    in_robust = {p for positions in inputs.splits(run, "robust").values() for p in positions}
-    return {
-        "version": COCO_REPORT_VERSION,
-        "karpathy_file": run.layout.relative(inputs.karpathy_path),
-        "robust_split": {"source": inputs.robust.source, "sha256": inputs.robust.sha256},
-        "images": len(images),
-        "captions": sum(len(image.sentences) for image in images),
-        "empty_captions": {"count": len(empty), "captions": empty},
-        "images_without_captions": [
-            image.cocoid for image in images if not any(s.tokens for s in image.sentences)
-        ],
-        "robust_rest": len(images) - len(in_robust),
-        "splits": splits,
-    }
-
-
-def _report_step(run: _Run, inputs: _Inputs) -> None:
-    """``coco_report.json``; its summary is printed whether built or skipped."""
-    out = run.layout.coco_report()
-    stamp = {**inputs.stamp(None), "format_version": COCO_REPORT_VERSION}
-
-    def build() -> None:
-        write_json(out, _report_payload(run, inputs))
-
-    run.step(BuildLedger(out.parent), out, stamp, build)
-    report = json.loads(out.read_text())
-    empty = report["empty_captions"]
-    run.report.notes["empty_captions"] = empty["count"]
-    run.report.notes["robust_split"] = report["robust_split"]["source"]
-    if empty["count"]:
-        shown = ", ".join(str(c["image_id"]) for c in empty["captions"][:_MAX_REPORTED])
-        more = " ..." if empty["count"] > _MAX_REPORTED else ""
-        run.console.print(
-            f"{empty['count']:,} empty caption(s) skipped (images {shown}{more}; all listed in "
-            f"{run.report.name(out)})",
-            soft_wrap=True,
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,7 +129,7 @@ def prepare_coco(
         word_count_threshold: Tokens seen more than this many times in the training captions
             enter the vocabulary (5).
         duplicates: Visual words listed under two categories: ``"last"`` (NBT) or
-            ``"exclude"`` (:mod:`hint_lightning.data.visual_words`).
+            ``"exclude"`` (:mod:`hint_lightning.text.visual_words`).
         force: Rebuild every output.
         progress: Show progress bars.
         console: Where messages and the summary go (default: stdout).
@@ -495,13 +146,13 @@ def prepare_coco(
     """
     layout = DataLayout(data_dir)
     store_path = layout.feature_store(features)  # validates the variant name
-    report = _CocoReport(layout.data_dir, layout.prepared, "coco")
-    run = _Run(layout, features, force, progress, console or _default_console(), report)
+    report = CocoReport(layout.data_dir, layout.prepared, "coco")
+    run = Run(layout, features, force, progress, console or default_console(), report)
     needed = layout.coco_files()
     if not store_path.is_file():
         needed += layout.feature_files(features)
     require_raw(needed, layout.data_dir, "coco")
-    inputs = _Inputs(layout, _robust_split(layout), duplicates)
+    inputs = Inputs(layout, robust_split(layout), duplicates)
     run.console.print(
         f"[bold]Preparing coco[/] in {escape(str(layout.data_dir))} (features {features}, "
         f"robust split {escape(inputs.robust.source)}, word count > {word_count_threshold}, "
@@ -509,14 +160,14 @@ def prepare_coco(
         soft_wrap=True,
     )
     started = time.perf_counter()
-    _features(run, float16, feature_dim)
+    features_step(run, float16, feature_dim)
     image_ids = h5_digest(store_path, ("image_ids",))
     for family in COCO_FAMILIES:
-        _vocab_step(run, inputs, family, word_count_threshold)
+        vocab_step(run, inputs, family, word_count_threshold)
         for split in COCO_SPLITS:
-            _caption_step(run, inputs, family, split, store_path, image_ids)
+            caption_step(run, inputs, family, split, store_path, image_ids)
         for split in COCO_REFERENCE_SPLITS:
-            _references_step(run, inputs, family, split)
-    _importance_step(run, store_path)
-    _report_step(run, inputs)
-    return _finish(run, "Prepared coco", started)
+            references_step(run, inputs, family, split)
+    importance_step(run, store_path)
+    report_step(run, inputs)
+    return finish(run, "Prepared coco", started)

@@ -5,7 +5,7 @@ Vocabulary (:func:`build_caption_vocab`): ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`
 neuraltalk2 / NBT) in the training captions of the family (whole captions, before the cut),
 by decreasing count, ties alphabetically. Stored as a JSON list (index = id).
 
-Caption store (:func:`write_caption_store`, HDF5, one per family and split; ``C`` captions,
+Caption store (:func:`write_caption_store`, :mod:`hint_lightning.stores.captions`; ``C`` captions,
 ``I`` images, ``T = max_words + 2`` = 18)::
 
     image_ids [I] int64          the split's images, in dataset_coco.json order
@@ -16,7 +16,7 @@ Caption store (:func:`write_caption_store`, HDF5, one per family and split; ``C`
     caption_ids [C] int64        the sentence's sentid (-1 when the file has none)
     word_category [C, T] int16   COCO category id of the visual word that the token
                                  captions[c, j] completes (the last token of a two-word
-                                 phrase; hint_lightning.data.visual_words), 0 elsewhere and
+                                 phrase; hint_lightning.text.visual_words), 0 elsewhere and
                                  where that token is <unk>
     attrs: format_version, family, split, max_words, vocab_size, feature_store, sources (JSON),
            visual_word_duplicates
@@ -36,28 +36,26 @@ pycocoevalcap's ``COCO`` reader takes, for every image of a split::
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final
 
-import h5py
 import numpy as np
 
-from hint_lightning.data.visual_words import VisualWords
 from hint_lightning.prepare.coco_splits import KarpathyImage
-from hint_lightning.utils.io import atomic_path, write_text
+from hint_lightning.stores.captions import write_caption_arrays, write_references
+from hint_lightning.text.tokens import (
+    BOS_INDEX,
+    CAPTION_SPECIAL_TOKENS,
+    CAPTION_UNK_INDEX,
+    EOS_INDEX,
+    PAD_INDEX,
+)
+from hint_lightning.text.visual_words import VisualWords
 
 __all__ = [
-    "BOS",
-    "CAPTION_STORE_VERSION",
-    "EOS",
     "MAX_WORDS",
-    "PAD",
-    "SPECIAL_TOKENS",
-    "UNK",
     "WORD_COUNT_THRESHOLD",
     "build_caption_vocab",
     "caption_references",
@@ -68,18 +66,10 @@ __all__ = [
     "write_references",
 ]
 
-PAD: Final = 0
-BOS: Final = 1
-EOS: Final = 2
-UNK: Final = 3
-SPECIAL_TOKENS: Final[tuple[str, ...]] = ("<pad>", "<bos>", "<eos>", "<unk>")
-"""Ids 0..3 of every caption vocabulary."""
 MAX_WORDS: Final = 16
 """Words kept per caption (the rest is cut)."""
 WORD_COUNT_THRESHOLD: Final = 5
 """Tokens seen more than this many times in training captions enter the vocabulary."""
-CAPTION_STORE_VERSION: Final = 1
-"""``format_version`` of the caption stores written here."""
 
 
 def build_caption_vocab(
@@ -101,7 +91,7 @@ def build_caption_vocab(
     """
     counts = Counter(token for caption in captions for token in caption)
     kept = sorted((t for t, n in counts.items() if n > threshold), key=lambda t: (-counts[t], t))
-    return [*SPECIAL_TOKENS, *(t for t in kept if t not in SPECIAL_TOKENS)]
+    return [*CAPTION_SPECIAL_TOKENS, *(t for t in kept if t not in CAPTION_SPECIAL_TOKENS)]
 
 
 def encode_caption(
@@ -121,11 +111,11 @@ def encode_caption(
         >>> encode_caption(["a", "red", "dog"], {"a": 4, "dog": 5}, max_words=2)
         array([1, 4, 3, 2], dtype=int32)
     """
-    row = np.full(max_words + 2, PAD, dtype=np.int32)
-    words = [index.get(t, UNK) for t in tokens[:max_words]]
-    row[0] = BOS
+    row = np.full(max_words + 2, PAD_INDEX, dtype=np.int32)
+    words = [index.get(t, CAPTION_UNK_INDEX) for t in tokens[:max_words]]
+    row[0] = BOS_INDEX
     row[1 : len(words) + 1] = words
-    row[len(words) + 1] = EOS
+    row[len(words) + 1] = EOS_INDEX
     return row
 
 
@@ -182,7 +172,7 @@ def _caption_rows(
             encoded = encode_caption(tokens, index, max_words)
             category = np.zeros(width, dtype=np.int16)
             for word, category_id in visual_words.find(tokens):
-                if encoded[word + 1] != UNK:
+                if encoded[word + 1] != CAPTION_UNK_INDEX:
                     category[word + 1] = category_id
             rows.append(encoded)
             categories.append(category)
@@ -225,14 +215,7 @@ def write_caption_store(
     """
     index = {token: i for i, token in enumerate(vocab)}
     arrays = _caption_rows(images, positions, index, visual_words, max_words)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        for name, array in arrays.items():
-            handle.create_dataset(name, data=array)
-        handle.attrs["format_version"] = CAPTION_STORE_VERSION
-        handle.attrs["max_words"] = max_words
-        handle.attrs["vocab_size"] = len(vocab)
-        for name, value in attrs.items():
-            handle.attrs[name] = value
+    write_caption_arrays(path, arrays, {"max_words": max_words, "vocab_size": len(vocab), **attrs})
     return {
         "images": int(arrays["image_ids"].shape[0]),
         "captions": int(arrays["captions"].shape[0]),
@@ -274,8 +257,3 @@ def caption_references(
         ],
         "type": "captions",
     }
-
-
-def write_references(path: str | os.PathLike[str], references: Mapping[str, Any]) -> Path:
-    """Writes references as compact JSON, atomically."""
-    return write_text(path, json.dumps(references, separators=(",", ":")) + "\n")

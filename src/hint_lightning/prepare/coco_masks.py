@@ -7,58 +7,49 @@ least one instance in the image, the map is the union of the category's instance
 ``COCO.annToMask`` does: polygons through ``frPyObjects`` (all rings of an instance),
 uncompressed RLE (``{"counts": [int], "size": [h, w]}``, the crowd annotations of the
 instances files) through ``frPyObjects``, compressed RLE (``counts`` a string) as is. The
-importance of each proposal is :func:`hint_lightning.data.importance.proposal_importance` of
-that binary map against the image's boxes from the feature store.
+importance of each proposal is
+:func:`hint_lightning.prepare.human_importance.proposal_importance` of that binary map
+against the image's boxes from the feature store.
 
-Validation (:func:`segmentation_problem`; errors name the file, the annotation id and the image
-id): a polygon list must be non-empty and each ring a list of finite numbers of even length at
-least 4; a ring of exactly 4 numbers (two points, no area) is dropped (pycocotools would read
-it as a box) and counted; an RLE's ``size`` must be the image's ``[height, width]``, its counts
-non-negative integers that sum to ``height * width`` (checked before pycocotools decodes them:
-its decoder does not bound-check). Category ids must be among the 80 COCO ids, and the file's
-``categories`` must be the official ones (id and name), which is what makes line ``i`` of the
-visual-word mapping category ``COCO_CATEGORY_IDS[i]``.
+Validation of the segmentations: :mod:`hint_lightning.prepare.coco_segmentation` (errors
+name the file, the annotation id and the image id). Category ids must be among the 80 COCO ids,
+and the file's ``categories`` must be the official ones (id and name), which is what makes line
+``i`` of the visual-word mapping category ``COCO_CATEGORY_IDS[i]``.
 
 When the feature store's image size differs from the instances file's, the boxes are scaled to
 the instances size (the ids are listed in the store's ``size_mismatch`` attribute; the real
 files agree).
 
-Importance store (:func:`write_visual_word_importance`, HDF5, ``K`` rows sorted by image id
-then category id, ``I`` images, ``M`` = the feature store's ``max_boxes``)::
-
-    image_id [K] int64, category_id [K] int16,
-    importance [K, M] float32   proposal order of the feature store, 0 beyond num_boxes
-    num_boxes [K] int32, mask_area [K] int64 (pixels in the union mask)
-    index_image_ids [I] int64   sorted; image index_image_ids[i] owns rows
-    index_offsets [I + 1] int64 index_offsets[i]:index_offsets[i + 1]
-    attrs: format_version, feature_store, max_boxes, sources (JSON), size_mismatch (JSON list
-           of image ids), images_without_features (JSON list), dropped_rings
+Importance store (:func:`write_visual_word_importance`; layout:
+:mod:`hint_lightning.stores.coco_importance`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import h5py
 import numpy as np
-from pycocotools import mask as mask_utils
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hint_lightning.data.importance import proposal_importance
-from hint_lightning.data.visual_words import COCO_CATEGORIES_BY_ID, COCO_CATEGORY_IDS
+from hint_lightning.prepare.coco_segmentation import (
+    category_masks,
+    rle_string_counts,
+    segmentation_problem,
+    segmentation_rles,
+)
+from hint_lightning.prepare.human_importance import proposal_importance
 from hint_lightning.prepare.vqa_hat import FeatureBoxes
-from hint_lightning.utils.io import atomic_path
+from hint_lightning.stores.coco_importance import write_coco_importance
+from hint_lightning.text.visual_words import COCO_CATEGORIES_BY_ID, COCO_CATEGORY_IDS
+from hint_lightning.utils.io import read_json
 
 __all__ = [
-    "COCO_IMPORTANCE_VERSION",
     "InstancesFile",
     "category_masks",
     "load_instances",
@@ -68,185 +59,7 @@ __all__ = [
     "write_visual_word_importance",
 ]
 
-COCO_IMPORTANCE_VERSION: Final = 1
-"""``format_version`` of the visual-word importance store."""
-_CHUNK_ROWS: Final = 256
-_PYCOCOTOOLS_NUMPY2: Final = "__array__ implementation doesn't accept a copy keyword"
-"""The warning pycocotools' decoder gives under numpy 2 (harmless)."""
 _MAX_LISTED: Final = 20
-
-
-def rle_string_counts(counts: str | bytes) -> list[int]:
-    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``).
-
-    Each count is a little-endian sequence of 6-bit characters (``chr(48 + c)``; bit 5 means
-    "more follows", bit 4 of the last one is the sign), and from the third count on it is a
-    difference to the count two places before.
-
-    Args:
-        counts: The ``counts`` string.
-
-    Returns:
-        The counts (may be negative for a malformed string: callers check).
-
-    Raises:
-        ValueError: For a character outside ``0``..``o`` or a truncated last count.
-
-    Example:
-        >>> from pycocotools import mask as mask_utils
-        >>> grid = np.zeros((4, 5), dtype=np.uint8, order="F")
-        >>> grid[1:3, 2:4] = 1
-        >>> rle_string_counts(mask_utils.encode(grid)["counts"])
-        [9, 2, 2, 2, 5]
-    """
-    data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    values: list[int] = []
-    position = 0
-    while position < len(data):
-        value, shift, more = 0, 0, True
-        while more:
-            if position >= len(data):
-                raise ValueError("truncated RLE string")
-            code = data[position] - 48
-            if not 0 <= code < 64:
-                raise ValueError(f"invalid RLE character {chr(data[position])!r}")
-            value |= (code & 0x1F) << shift
-            more = bool(code & 0x20)
-            position += 1
-            shift += 5
-            if not more and code & 0x10:
-                value -= 1 << shift
-        if len(values) > 2:
-            value += values[-2]
-        values.append(value)
-    return values
-
-
-def _is_number(value: object) -> bool:
-    """A finite JSON number (not a bool)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _polygon_problem(rings: list[Any]) -> str | None:
-    """What is wrong with a polygon list (None when it can be rasterized)."""
-    if not rings:
-        return "an empty polygon list"
-    for index, ring in enumerate(rings):
-        if not isinstance(ring, list) or not all(_is_number(v) for v in ring):
-            return f"polygon {index} is not a list of finite numbers"
-        if len(ring) % 2 or len(ring) < 4:
-            return (
-                f"polygon {index} has {len(ring)} coordinates (expected an even number, at least 6)"
-            )
-    return None
-
-
-def _rle_problem(rle: Mapping[str, Any], height: int, width: int) -> str | None:
-    """What is wrong with an RLE (None when it can be decoded)."""
-    size, counts = rle.get("size"), rle.get("counts")
-    if not isinstance(size, list) or len(size) != 2 or [*size] != [height, width]:
-        return f"RLE size {size!r} is not the image's [height, width] [{height}, {width}]"
-    if isinstance(counts, list):
-        if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
-            return "RLE counts are not integers"
-        values = counts
-    elif isinstance(counts, str | bytes):
-        try:
-            values = rle_string_counts(counts)
-        except ValueError as error:
-            return f"compressed RLE counts cannot be read ({error})"
-    else:
-        return "RLE counts are neither a list nor a string"
-    if any(c < 0 for c in values):
-        return "RLE counts are negative"
-    if sum(values) != height * width:
-        return f"RLE counts sum to {sum(values)}, not height * width = {height * width}"
-    return None
-
-
-def segmentation_problem(segmentation: object, height: int, width: int) -> str | None:
-    """What is wrong with an annotation's ``segmentation`` (None when it is fine).
-
-    Args:
-        segmentation: Polygons (list of lists of numbers) or an RLE dict.
-        height: The image's height in pixels.
-        width: The image's width in pixels.
-
-    Returns:
-        A description of the problem, or None.
-
-    Example:
-        >>> segmentation_problem([[0, 0, 4, 0, 4, 4]], 8, 8) is None
-        True
-        >>> segmentation_problem([[0, 0, 4, 0, 4]], 8, 8)
-        'polygon 0 has 5 coordinates (expected an even number, at least 6)'
-    """
-    if isinstance(segmentation, list):
-        return _polygon_problem(segmentation)
-    if isinstance(segmentation, dict):
-        return _rle_problem(segmentation, height, width)
-    return f"segmentation of type {type(segmentation).__name__} (expected polygons or an RLE)"
-
-
-def segmentation_rles(
-    segmentation: Any, height: int, width: int
-) -> tuple[list[dict[str, Any]], int]:
-    """An annotation's segmentation as compressed RLEs (as ``COCO.annToRLE``).
-
-    Args:
-        segmentation: A valid segmentation (:func:`segmentation_problem` returned None).
-        height: Image height.
-        width: Image width.
-
-    Returns:
-        ``(rles, dropped)``: the RLEs to merge (one per polygon ring, or one) and the number of
-        two-point rings dropped.
-    """
-    if isinstance(segmentation, list):
-        rings = [[float(v) for v in ring] for ring in segmentation if len(ring) >= 6]
-        dropped = len(segmentation) - len(rings)
-        return (mask_utils.frPyObjects(rings, height, width) if rings else []), dropped
-    counts = segmentation["counts"]
-    if isinstance(counts, list):
-        return [mask_utils.frPyObjects(segmentation, height, width)], 0
-    data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    return [{"size": [height, width], "counts": data}], 0
-
-
-def category_masks(
-    annotations: Sequence[Mapping[str, Any]], height: int, width: int
-) -> tuple[dict[int, np.ndarray], int]:
-    """The union mask of each category's instances in one image.
-
-    Args:
-        annotations: The image's (validated) annotations.
-        height: Image height H.
-        width: Image width W.
-
-    Returns:
-        ``({category_id: [H, W] uint8 0/1}, dropped rings)``, categories sorted.
-    """
-    rles: dict[int, list[dict[str, Any]]] = {}
-    dropped = 0
-    for annotation in annotations:
-        parts, lost = segmentation_rles(annotation["segmentation"], height, width)
-        rles.setdefault(int(annotation["category_id"]), []).extend(parts)
-        dropped += lost
-    masks = {}
-    for category_id in sorted(rles):
-        parts = rles[category_id]
-        if parts:
-            masks[category_id] = _decode(mask_utils.merge(parts, intersect=False))
-        else:
-            masks[category_id] = np.zeros((height, width), dtype=np.uint8)
-    return masks, dropped
-
-
-def _decode(rle: Mapping[str, Any]) -> np.ndarray:
-    """``mask_utils.decode`` without its numpy-2 ``__array__`` DeprecationWarning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", _PYCOCOTOOLS_NUMPY2, DeprecationWarning)
-        return mask_utils.decode(rle)
 
 
 @dataclass
@@ -333,8 +146,7 @@ def load_instances(path: str | os.PathLike[str]) -> InstancesFile:
             category id or a malformed segmentation (naming the file, annotation and image).
     """
     path = Path(path)
-    with path.open("rb") as handle:
-        payload = json.load(handle)
+    payload = read_json(path, "COCO instances file")
     if not isinstance(payload, dict):
         raise ValueError(f"{path} is not a COCO instances file")
     _check_categories(payload.get("categories"), path)
@@ -425,26 +237,21 @@ def _write(path: Path, rows: _Rows, max_boxes: int, attrs: Mapping[str, Any]) ->
     )
     index_ids, starts = np.unique(image_ids, return_index=True)
     offsets = np.append(starts, image_ids.shape[0]).astype(np.int64)
-    count = image_ids.shape[0]
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        handle.create_dataset("image_id", data=image_ids)
-        handle.create_dataset("category_id", data=category_ids)
-        handle.create_dataset(
-            "importance",
-            data=importance,
-            chunks=(max(1, min(_CHUNK_ROWS, count)), max(1, max_boxes)) if count else None,
-        )
-        handle.create_dataset("num_boxes", data=np.array(rows.num_boxes, np.int32)[order])
-        handle.create_dataset("mask_area", data=np.array(rows.mask_area, np.int64)[order])
-        handle.create_dataset("index_image_ids", data=index_ids.astype(np.int64))
-        handle.create_dataset("index_offsets", data=offsets)
-        handle.attrs["format_version"] = COCO_IMPORTANCE_VERSION
-        handle.attrs["max_boxes"] = max_boxes
-        handle.attrs["size_mismatch"] = json.dumps(sorted(rows.size_mismatch))
-        handle.attrs["images_without_features"] = json.dumps(sorted(rows.without_features))
-        handle.attrs["dropped_rings"] = rows.dropped_rings
-        for name, value in attrs.items():
-            handle.attrs[name] = value
+    arrays = {
+        "image_id": image_ids,
+        "category_id": category_ids,
+        "importance": importance,
+        "num_boxes": np.array(rows.num_boxes, np.int32)[order],
+        "mask_area": np.array(rows.mask_area, np.int64)[order],
+        "index_image_ids": index_ids.astype(np.int64),
+        "index_offsets": offsets,
+    }
+    extra = {
+        "size_mismatch": json.dumps(sorted(rows.size_mismatch)),
+        "images_without_features": json.dumps(sorted(rows.without_features)),
+        "dropped_rings": rows.dropped_rings,
+    }
+    write_coco_importance(path, arrays, max_boxes, {**extra, **attrs})
 
 
 def write_visual_word_importance(

@@ -37,6 +37,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from hint_lightning.utils.io import read_json
+
 __all__ = [
     "KARPATHY_SPLITS",
     "ROBUST_SPLIT_FILE",
@@ -161,8 +163,7 @@ def load_karpathy(path: str | os.PathLike[str]) -> list[KarpathyImage]:
             image id listed twice.
     """
     path = Path(path)
-    with path.open("rb") as handle:
-        payload = json.load(handle)
+    payload = read_json(path, "Karpathy split file (dataset_coco.json)")
     if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
         raise ValueError(f"{path} is not a Karpathy split file (no 'images' list)")
     images = [_image(item, path, i) for i, item in enumerate(payload["images"])]
@@ -220,7 +221,11 @@ def load_robust_split(path: str | os.PathLike[str] | None = None) -> RobustSplit
         )
     else:
         data, source = Path(path).read_bytes(), str(path)
-    payload: Any = json.loads(data)
+    try:
+        payload: Any = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        empty = "empty file" if not data.strip() else f"not valid JSON ({error})"
+        raise ValueError(f"{source}: {empty}, expected a robust split file") from None
     if not isinstance(payload, dict):
         raise ValueError(f"{source} is not a robust split file (not an object)")
     splits: dict[str, tuple[int, ...]] = {}

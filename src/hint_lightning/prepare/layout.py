@@ -1,7 +1,9 @@
 """Where every raw input lives, where it is officially distributed, and where outputs go.
 
 The layouts themselves are specified in :mod:`hint_lightning.prepare`; this module turns them
-into paths for one ``data_dir`` and checks that the raw inputs a command needs are there:
+into paths for one ``data_dir`` (the prepared paths come from
+:class:`hint_lightning.stores.layout.StoreLayout`) and checks that the raw inputs a command
+needs are there:
 :func:`require_raw` raises :class:`MissingRawFilesError`, whose message lists every missing
 file (not just the first) and where each is officially distributed.
 
@@ -27,6 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from hint_lightning.stores.layout import (
+    COCO_FAMILIES,
+    COCO_REFERENCE_SPLITS,
+    COCO_SPLITS,
+    DATASETS,
+    FEATURE_VARIANTS,
+    SPLITS,
+    MissingPreparedFilesError,
+    StoreLayout,
+    check_dataset,
+    check_split,
+    check_variant,
+    relative_to,
+)
+
 __all__ = [
     "COCO_FAMILIES",
     "COCO_REFERENCE_SPLITS",
@@ -45,39 +62,11 @@ __all__ = [
     "require_raw",
 ]
 
-DATASETS: Final[tuple[str, ...]] = ("vqacp_v2", "vqa_v2")
-"""The VQA datasets that can be prepared."""
-
-SPLITS: Final[dict[str, tuple[str, ...]]] = {
-    "vqacp_v2": ("train", "test"),
-    "vqa_v2": ("train", "val"),
-}
-"""The prepared splits of each dataset."""
-
 RAW_SPLITS: Final[dict[str, tuple[str, ...]]] = {
     "vqacp_v2": ("train", "test"),
     "vqa_v2": ("train2014", "val2014"),
 }
 """The raw file split of each prepared split (same order as :data:`SPLITS`)."""
-
-FEATURE_VARIANTS: Final[dict[str, str]] = {
-    "trainval_36": "36 boxes per image (trainval_36.zip)",
-    "trainval_adaptive": "10-100 boxes per image (trainval.zip)",
-}
-"""Feature variants: folder name under ``raw/features/`` -> description."""
-
-COCO_FAMILIES: Final[dict[str, str]] = {
-    "karpathy": "Karpathy split of dataset_coco.json (train = train + restval, 5,000 val, "
-    "5,000 test)",
-    "robust": "Neural Baby Talk robust split (110,234 train, 3,915 val, 9,138 test)",
-}
-"""COCO caption split families: folder name under ``prepared/coco/`` -> description."""
-
-COCO_SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
-"""The caption stores of each COCO split family."""
-
-COCO_REFERENCE_SPLITS: Final[tuple[str, ...]] = ("val", "test")
-"""The splits whose COCO-format references are written (for caption metrics)."""
 
 _OFFICIAL_TSVS: Final[dict[str, tuple[str, ...]]] = {
     "trainval_36": ("trainval_resnet101_faster_rcnn_genome_36.tsv",),
@@ -181,14 +170,6 @@ class RawFile:
         return next((p for p in (self.path, *self.alternatives) if p.exists()), self.path)
 
 
-def _relative(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` when below it, else as given."""
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 class MissingRawFilesError(FileNotFoundError):
     """Raw inputs are missing; the message lists each one and where it is distributed.
 
@@ -209,27 +190,12 @@ class MissingRawFilesError(FileNotFoundError):
             lines.append(f"  {distribution.title}:")
             for raw in (f for f in missing if f.source == source):
                 also = "".join(
-                    f" (or the folder {_relative(a, data_dir)}/)" for a in raw.alternatives
+                    f" (or the folder {relative_to(a, data_dir)}/)" for a in raw.alternatives
                 )
-                lines.append(f"    - {_relative(raw.path, data_dir)}{also}")
+                lines.append(f"    - {relative_to(raw.path, data_dir)}{also}")
             lines.append(textwrap.fill(f"get it from {distribution.where}", 96, **_INDENT))
         lines.append("Run `python -m hint_lightning.prepare --help` for the whole raw layout.")
         super().__init__("\n".join(lines))
-
-
-class MissingPreparedFilesError(FileNotFoundError):
-    """Prepared inputs of a standalone command are missing (another command makes them).
-
-    Args:
-        missing: The missing prepared files.
-        data_dir: The data folder.
-        command: The command that makes them.
-    """
-
-    def __init__(self, missing: Sequence[Path], data_dir: Path, command: str) -> None:
-        self.missing = list(missing)
-        names = "\n".join(f"  - {_relative(p, data_dir)}" for p in missing)
-        super().__init__(f"missing prepared files:\n{names}\nmake them first with: {command}")
 
 
 def require_raw(files: Iterable[RawFile], data_dir: Path, purpose: str) -> None:
@@ -239,7 +205,7 @@ def require_raw(files: Iterable[RawFile], data_dir: Path, purpose: str) -> None:
         raise MissingRawFilesError(missing, data_dir, purpose)
 
 
-class DataLayout:
+class DataLayout(StoreLayout):
     """The raw and prepared paths of one data folder.
 
     Args:
@@ -247,9 +213,8 @@ class DataLayout:
     """
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
-        self.data_dir = Path(data_dir)
+        super().__init__(data_dir)
         self.raw = self.data_dir / "raw"
-        self.prepared = self.data_dir / "prepared"
 
     # ---------------------------------------------------------------- raw inputs
 
@@ -274,7 +239,7 @@ class DataLayout:
     def question_files(self, dataset: str) -> list[RawFile]:
         """Question and annotation files of every split of ``dataset``."""
         files = []
-        for split in SPLITS[_check_dataset(dataset)]:
+        for split in SPLITS[check_dataset(dataset)]:
             files += [self.questions(dataset, split), self.annotations(dataset, split)]
         return files
 
@@ -292,7 +257,7 @@ class DataLayout:
 
     def feature_folder(self, variant: str) -> Path:
         """``raw/features/<variant>/``."""
-        return self.raw / "features" / _check_variant(variant)
+        return self.raw / "features" / check_variant(variant)
 
     def feature_tsvs(self, variant: str) -> list[Path]:
         """The TSV files (``*.tsv``, ``*.tsv.<n>``) of a feature variant, sorted by name."""
@@ -308,42 +273,6 @@ class DataLayout:
             return [RawFile(p, "features") for p in found]
         folder = self.feature_folder(variant)
         return [RawFile(folder / name, "features") for name in _OFFICIAL_TSVS[variant]]
-
-    # ---------------------------------------------------------------- prepared outputs
-
-    def feature_store(self, variant: str) -> Path:
-        """``prepared/features/<variant>.h5``."""
-        return self.prepared / "features" / f"{_check_variant(variant)}.h5"
-
-    def vqa_dir(self, dataset: str) -> Path:
-        """``prepared/vqa/<dataset>/``."""
-        return self.prepared / "vqa" / _check_dataset(dataset)
-
-    def answers(self, dataset: str) -> Path:
-        """``prepared/vqa/<dataset>/answers.json``."""
-        return self.vqa_dir(dataset) / "answers.json"
-
-    def tokens(self, dataset: str) -> Path:
-        """``prepared/vqa/<dataset>/tokens.json``."""
-        return self.vqa_dir(dataset) / "tokens.json"
-
-    def glove_matrix(self, dataset: str) -> Path:
-        """``prepared/vqa/<dataset>/glove.npy``."""
-        return self.vqa_dir(dataset) / "glove.npy"
-
-    def split_store(self, dataset: str, split: str) -> Path:
-        """``prepared/vqa/<dataset>/<split>.h5``."""
-        _raw_split(dataset, split)
-        return self.vqa_dir(dataset) / f"{split}.h5"
-
-    def importance_store(self, dataset: str, split: str) -> Path:
-        """``prepared/vqa/<dataset>/<split>_importance.h5``."""
-        _raw_split(dataset, split)
-        return self.vqa_dir(dataset) / f"{split}_importance.h5"
-
-    def coverage(self, dataset: str) -> Path:
-        """``prepared/vqa/<dataset>/hat_coverage.json``."""
-        return self.vqa_dir(dataset) / "hat_coverage.json"
 
     # ---------------------------------------------------------------- COCO captioning
 
@@ -366,78 +295,10 @@ class DataLayout:
         that ships with the package (optional)."""
         return self.raw / "coco" / "split_robust_coco.json"
 
-    def coco_dir(self, family: str | None = None) -> Path:
-        """``prepared/coco/`` or, with a family, ``prepared/coco/<family>/``."""
-        root = self.prepared / "coco"
-        return root if family is None else root / _check_family(family)
-
-    def coco_vocab(self, family: str) -> Path:
-        """``prepared/coco/<family>/vocab.json``."""
-        return self.coco_dir(family) / "vocab.json"
-
-    def coco_captions(self, family: str, split: str) -> Path:
-        """``prepared/coco/<family>/<split>.h5``."""
-        if split not in COCO_SPLITS:
-            raise ValueError(f"COCO caption splits are {list(COCO_SPLITS)}, not {split!r}")
-        return self.coco_dir(family) / f"{split}.h5"
-
-    def coco_references(self, family: str, split: str) -> Path:
-        """``prepared/coco/<family>/<split>_references.json``."""
-        if split not in COCO_REFERENCE_SPLITS:
-            raise ValueError(
-                f"COCO references are written for {list(COCO_REFERENCE_SPLITS)}, not {split!r}"
-            )
-        return self.coco_dir(family) / f"{split}_references.json"
-
-    def coco_importance(self) -> Path:
-        """``prepared/coco/importance.h5`` (visual-word human importance)."""
-        return self.coco_dir() / "importance.h5"
-
-    def coco_report(self) -> Path:
-        """``prepared/coco/coco_report.json``."""
-        return self.coco_dir() / "coco_report.json"
-
-    def relative(self, path: Path) -> str:
-        """``path`` relative to ``prepared/`` (or ``data_dir``), for messages and reports."""
-        for root in (self.prepared, self.data_dir):
-            try:
-                return path.relative_to(root).as_posix()
-            except ValueError:
-                continue
-        return str(path)
-
-
-def _check_dataset(dataset: str) -> str:
-    """``dataset`` if known; ``ValueError`` otherwise."""
-    if dataset not in SPLITS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
-    return dataset
-
-
-def _check_family(family: str) -> str:
-    """``family`` if a known COCO split family; ``ValueError`` otherwise."""
-    if family not in COCO_FAMILIES:
-        raise ValueError(
-            f"unknown COCO split family {family!r}; expected one of {list(COCO_FAMILIES)}"
-        )
-    return family
-
-
-def _check_variant(variant: str) -> str:
-    """``variant`` if a known feature variant; ``ValueError`` otherwise."""
-    if variant not in FEATURE_VARIANTS:
-        raise ValueError(
-            f"unknown feature variant {variant!r}; expected one of {list(FEATURE_VARIANTS)}"
-        )
-    return variant
-
 
 def _raw_split(dataset: str, split: str) -> str:
     """The raw file split of prepared split ``split`` of ``dataset``."""
-    splits = SPLITS[_check_dataset(dataset)]
-    if split not in splits:
-        raise ValueError(f"{dataset} has the splits {list(splits)}, not {split!r}")
-    return RAW_SPLITS[dataset][splits.index(split)]
+    return RAW_SPLITS[dataset][SPLITS[dataset].index(check_split(dataset, split))]
 
 
 def raw_layout_help() -> str:

@@ -56,3 +56,35 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """Parse a JSON file; an empty or malformed one is a ``ValueError`` naming the file.
+
+    Args:
+        path: The file.
+        what: What it should be, for the message (e.g. ``"Karpathy split file"``).
+
+    Raises:
+        FileNotFoundError: When the file does not exist.
+        ValueError: ``"<path>: empty file (0 bytes), expected a <what>"`` or ``"<path>: not
+            valid JSON (<reason>), expected a <what>"``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+        >>> _ = path.write_text("")
+        >>> read_json(path, "caption file")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: .../a.json: empty file (0 bytes), expected a caption file
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        data = handle.read()
+    if not data.strip():
+        raise ValueError(f"{path}: empty file ({len(data)} bytes), expected a {what}")
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error}), expected a {what}") from None

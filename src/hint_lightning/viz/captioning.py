@@ -165,8 +165,8 @@ def _images(datamodule: Any, dataset: Any, image_ids: np.ndarray) -> tuple[list,
     from hint_lightning.data.easyvqa_captions import EasyVQACaptionDataModule
 
     if isinstance(datamodule, EasyVQACaptionDataModule):
-        from hint_lightning.data.easyvqa import EasyVQASource
-        from hint_lightning.data.easyvqa_images import load_images
+        from hint_lightning.prepare.easyvqa_images import load_images
+        from hint_lightning.prepare.easyvqa_source import EasyVQASource
 
         paths = EasyVQASource.from_package().image_paths
         images = [load_images([paths[int(i)]])[0] for i in image_ids]

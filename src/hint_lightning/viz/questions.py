@@ -8,7 +8,7 @@ compute it), the attention, the human importance, the boxes in pixels and the im
 
 * easy-VQA-CP (:class:`~hint_lightning.data.easyvqa_datamodule.EasyVQACPDataModule`): the
   64x64 PNGs of the ``easy-vqa`` package, found through ``EasyVQASource`` of
-  :mod:`hint_lightning.data.easyvqa`; questions and answers from ``question_metadata``.
+  :mod:`hint_lightning.prepare.easyvqa_source`; questions and answers from ``question_metadata``.
 * The real VQA DataModule keeps features only (no pixels): the image is None, its size comes
   from the feature store, and ``image_note`` says so (the pictures then draw the boxes on a
   blank canvas). The question text is decoded from its tokens.
@@ -189,8 +189,8 @@ def _decode(tokens: np.ndarray, vocab: Sequence[str]) -> str:
 
 def _easyvqa_details(datamodule: Any, split: str, question_ids: np.ndarray) -> dict[str, Any]:
     """Question texts, answers, image ids and pixels of easy-VQA questions."""
-    from hint_lightning.data.easyvqa import EasyVQASource
-    from hint_lightning.data.easyvqa_images import load_images
+    from hint_lightning.prepare.easyvqa_images import load_images
+    from hint_lightning.prepare.easyvqa_source import EasyVQASource
 
     meta = datamodule.question_metadata(split)
     where = {int(q): i for i, q in enumerate(meta["question_id"].tolist())}
