@@ -14,6 +14,7 @@ per_question`), and logs :meth:`GroundingMetrics.compute` at the end of the epoc
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,11 +71,21 @@ class GroundingMetrics(nn.Module):
                 raise ValueError(
                     f"metrics.{family}: unknown metric family; choose from {list(FAMILIES)}"
                 )
+            options = dict(options or {})
+            known = [
+                name
+                for name, parameter in inspect.signature(FAMILIES[family]).parameters.items()
+                if parameter.kind is not inspect.Parameter.VAR_KEYWORD
+            ]
+            unknown = sorted(set(options) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"metrics.{family}: unknown option(s) {', '.join(unknown)}; the options are "
+                    f"{', '.join(known)}"
+                )
             try:
-                families[family] = FAMILIES[family](**dict(options or {}))
-            except TypeError as error:  # an unknown option
-                raise ValueError(f"metrics.{family}: {error}") from None
-            except ValueError as error:
+                families[family] = FAMILIES[family](**options)
+            except (TypeError, ValueError) as error:
                 raise ValueError(f"metrics.{family}: {error}") from None
         return cls(families)
 
