@@ -17,6 +17,8 @@ leak into the next; each section records the 1-minute load average before and af
 * ``data_loading``: the VQA loader of :mod:`benchmarks.bench_loaders` next to the HINT
   training throughput, and their ratio;
 * ``easyvqa_cp_loader``: one epoch of the easy-VQA-CP train loader;
+* ``metrics``: :mod:`benchmarks.bench_metrics` (each grounding metric family on 2,048
+  questions at paper scale, ``--quick``: 256; the faithfulness suite vs a plain evaluation pass);
 * ``targets``: each target with its measured value and whether it is met.
 
 The object is printed on stdout and written to ``benchmarks/results/bench.json``
@@ -129,6 +131,13 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
             "us",
             micro < 1000.0,
         ),
+        "faithfulness_suite_vs_plain_evaluation": lambda: _target(
+            "faithfulness suite (importance, suff./comp., curves, FPVG) <= 15x a plain "
+            "evaluation pass (totals)",
+            ratio := result["metrics"]["faithfulness_suite"]["ratio_to_plain"],
+            "x plain",
+            ratio <= 15.0,
+        ),
         "loader_vs_hint_training": lambda: _target(
             "VQA loader (batch 64, best of 0/2 workers) >= 5x HINT training samples/s",
             ratio := result["data_loading"]["best_ratio"],
@@ -178,6 +187,7 @@ def run(quick: bool) -> dict[str, Any]:
         result["data_loading"] = data_loading(loaders, result["train_step"])
     result["data_loading"]["load_average_1m"] = loaders["load_average_1m"]
     result["easyvqa_cp_loader"] = loaders.get("easyvqa_cp", {"error": loaders.get("error")})
+    result["metrics"] = _section("metrics", "benchmarks.bench_metrics", quick)
     result["targets"] = targets(result)
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["machine"]["note"] = _load_note(result)

@@ -23,6 +23,7 @@ SECTIONS = (
     "hat_scoring",
     "data_loading",
     "easyvqa_cp_loader",
+    "metrics",
     "targets",
 )
 TRAIN_CONFIGS = (
@@ -38,6 +39,7 @@ TARGETS = (
     "vqa_accuracy_200k_questions",
     "proposal_importance_480x640_36_boxes",
     "loader_vs_hint_training",
+    "faithfulness_suite_vs_plain_evaluation",
 )
 
 
@@ -94,6 +96,10 @@ def test_quick_benchmark_has_every_section(quick_results: dict[str, Any]) -> Non
     loading = quick_results["data_loading"]
     assert set(loading["ratio_loader_to_hint"]) == {"workers_0", "workers_2"}
     assert quick_results["easyvqa_cp_loader"]["samples_per_s"] > 0
+    families = quick_results["metrics"]["families"]
+    assert families["sufficiency_comprehensiveness"]["forward_rows_per_question"] == 6
+    assert families["removal_curves"]["forward_rows_per_question"] == 10
+    assert families["fpvg"]["forward_rows_per_question"] == 2
     assert set(quick_results["targets"]) == set(TARGETS)
     for name, target in quick_results["targets"].items():
         assert isinstance(target["pass"], bool), name
