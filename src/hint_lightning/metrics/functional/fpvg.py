@@ -32,6 +32,7 @@ from torch import Tensor
 from hint_lightning.importance.replacement import check_replacement
 from hint_lightning.metrics.functional.faithfulness import perturbed_outputs
 from hint_lightning.metrics.functional.ranking import check_importance
+from hint_lightning.utils.masks import as_proposal_mask
 
 __all__ = [
     "CATEGORIES",
@@ -182,7 +183,9 @@ def fpvg_outcome(
     """
     check_replacement(replacement)
     shape = tuple(proposals.shape[:2])
-    mask = check_importance(torch.zeros(shape, device=proposals.device), proposal_mask)[1]
+    mask = as_proposal_mask(proposal_mask, shape)
+    if mask is None:
+        mask = torch.ones(shape, dtype=torch.bool, device=proposals.device)
     for name, value in (("relevant", relevant), ("irrelevant", irrelevant)):
         if tuple(value.shape) != shape or value.dtype != torch.bool:
             raise ValueError(f"{name} must be a [B, N] = {shape} bool mask, got {value.shape}")
