@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from hint_lightning.importance.replacement import check_replacement
@@ -46,6 +45,7 @@ class Faithfulness(QuestionMeans):
         **kwargs: passed to :class:`torchmetrics.Metric`.
 
     Example:
+        >>> import torch
         >>> weights = torch.tensor([0.6, 0.3, 0.1, 0.0])
         >>> def forward_fn(proposals, mask):  # the score: weighted count of kept proposals
         ...     return (mask.float() * weights).sum(dim=1)
@@ -137,4 +137,4 @@ class Faithfulness(QuestionMeans):
                     values[fraction_name(prefix, fraction)] = curve[index]
             if len(self.orders) == 2:
                 values["curve_area"] = curves.area_between
-        return {name: values[name].to(torch.float32) for name in self.names}
+        return {name: values[name] for name in self.names}

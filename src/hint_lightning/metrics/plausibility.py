@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from hint_lightning.metrics.functional.plausibility import (
@@ -47,6 +46,7 @@ class Plausibility(QuestionMeans):
         **kwargs: passed to :class:`torchmetrics.Metric`.
 
     Example:
+        >>> import torch
         >>> metric = Plausibility(threshold=0.5, top_k=1, iou_fractions=(0.5,))
         >>> imp = torch.tensor([[0.9, 0.1, 0.3, 0.2], [0.1, 0.9, 0.3, 0.2]])
         >>> human = torch.tensor([[0.8, 0.1, 0.6, 0.0], [0.8, 0.1, 0.6, 0.0]])
@@ -121,4 +121,4 @@ class Plausibility(QuestionMeans):
             values = {
                 name: value.masked_fill(missing, float("nan")) for name, value in values.items()
             }
-        return {name: value.to(torch.float32) for name, value in values.items()}
+        return values

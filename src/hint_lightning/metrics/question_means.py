@@ -100,8 +100,14 @@ class QuestionMeans(Metric):
         }
 
     def counts(self) -> dict[str, int]:
-        """Name -> the number of questions whose value was defined."""
-        return {name: int(getattr(self, f"{name}_count")) for name in self.names}
+        """Name -> the number of questions whose value was defined (over all processes)."""
+        with self.sync_context(
+            dist_sync_fn=self.dist_sync_fn,
+            process_group=self.process_group,
+            should_sync=self._to_sync and not self._is_synced,
+            should_unsync=self._should_unsync,
+        ):
+            return {name: int(getattr(self, f"{name}_count")) for name in self.names}
 
     def results(self, prefix: str = "") -> dict[str, float]:
         """:meth:`compute` as plain floats, keys prefixed (e.g. ``"test/"``)."""
