@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from hint_lightning.importance.replacement import tile_batch
 from hint_lightning.metrics import FPVG
 from hint_lightning.metrics.functional.fpvg import (
     fpvg_categories,
@@ -160,3 +161,26 @@ def test_fpvg_metric_shares_and_split_by_correctness() -> None:
     )  # fmt: skip
     for name, value in values.items():
         torch.testing.assert_close(again[name], value, equal_nan=True)
+
+
+def test_caption_decisions_predicted_word_at_a_visual_word_step() -> None:
+    """Captioning: a decision row per visual word; the prediction is the arg-max word at its
+    step, correct when it is the ground-truth word. Word w is predicted from the proposal
+    the step attends to, so a step whose word lives in the relevant proposal grounds well."""
+    # Proposal r's feature is a one-hot of word r; step s attends to proposal s when present.
+    proposals = torch.eye(4).unsqueeze(0).expand(2, 4, 4).clone()
+    step = torch.tensor([1, 2])  # decision rows: "dog" (word 1) at step 1, "cat" (2) at step 2
+    word = torch.tensor([1, 2])
+
+    def predict_fn(P: Tensor, mask: Tensor) -> Tensor:
+        steps = tile_batch(step, P.shape[0])
+        present = mask.gather(1, steps[:, None])[:, 0]
+        attended = P[torch.arange(P.shape[0]), steps]
+        return torch.where(present, attended.argmax(1), torch.zeros_like(steps))  # 0 = "a"
+
+    # Row 0: people looked at proposal 1 (its word); row 1 at proposal 3 (not its word).
+    human = torch.tensor([[0.0, 0.9, 0.1, 0.1], [0.0, 0.1, 0.1, 0.9]])
+    metric = FPVG(relevant_threshold=0.5)
+    values = metric.per_question(predict_fn, lambda p: p == word, proposals, human)
+    assert values["ggc"].tolist() == [1.0, 0.0]  # kept with relevant, lost with irrelevant
+    assert values["bgc"].tolist() == [0.0, 1.0]  # the word needs a proposal people ignored
