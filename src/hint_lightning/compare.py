@@ -27,6 +27,7 @@ import argparse
 import csv
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,16 @@ def _intervals(
     return out
 
 
+@dataclass(frozen=True)
+class _RowTables:
+    """A row's runs, their seed labels, and their per-question and seed-level values."""
+
+    runs: list[RunRecord]
+    labels: list[str]
+    questions: SeedQuestionTable | None
+    seeds: SeedQuestionTable
+
+
 def summarize_runs(
     records: Sequence[RunRecord],
     stage: str = "test",
@@ -174,25 +185,23 @@ def summarize_runs(
     for name in order:
         runs = sorted(groups[name], key=lambda r: (r.finished, str(r.path)))
         labels = seed_labels(runs)
-        tables[name] = (
-            runs,
-            labels,
-            question_table(runs, labels, stage),
-            seed_table(runs, labels, stage),
+        tables[name] = _RowTables(
+            runs, labels, question_table(runs, labels, stage), seed_table(runs, labels, stage)
         )
     rows = []
     for name in order:
-        runs, labels, questions, seeds = tables[name]
-        intervals = _intervals(questions, seeds, options)
+        data = tables[name]
+        intervals = _intervals(data.questions, data.seeds, options)
         row: dict[str, Any] = {
             "experiment": name,
-            "runs": len(runs),
-            "run_dirs": [str(r.path) for r in runs],
-            "seeds": labels,
+            "runs": len(data.runs),
+            "run_dirs": [str(r.path) for r in data.runs],
+            "seeds": data.labels,
         }
         for key in keys:
             interval, source = intervals.get(key, (None, ""))
-            row[key] = _stat([r.metrics[key] for r in runs if key in r.metrics], interval, source)
+            values = [r.metrics[key] for r in data.runs if key in r.metrics]
+            row[key] = _stat(values, interval, source)
         if control is not None and name != control:
             row["paired"] = _paired(tables[name], tables[control], keys, options)
         rows.append(row)
@@ -200,15 +209,16 @@ def summarize_runs(
 
 
 def _paired(
-    mine: tuple[Any, ...], theirs: tuple[Any, ...], keys: Sequence[str], options: dict[str, Any]
+    mine: _RowTables, theirs: _RowTables, keys: Sequence[str], options: dict[str, Any]
 ) -> dict[str, Any]:
     """Interval of ``row - control`` per metric: question-level where both have the values."""
     found: dict[str, tuple[Interval, str]] = {}
-    for level, source in ((3, "seeds"), (2, "questions")):
-        if mine[level] is None or theirs[level] is None:
+    pairs = (("seeds", mine.seeds, theirs.seeds), ("questions", mine.questions, theirs.questions))
+    for source, own, control in pairs:
+        if own is None or control is None:
             continue
         try:
-            difference = mine[level].difference(theirs[level])
+            difference = own.difference(control)
         except ValueError:  # no common seed or question
             continue
         found.update(
