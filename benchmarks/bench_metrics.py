@@ -24,7 +24,7 @@ question, the ratio of each family to ``plain``, and ``faithfulness_suite`` = im
 sufficiency/comprehensiveness + curves + FPVG (plausibility included in ``all_metrics``) as a
 multiple of ``plain``, both from the totals and as the median of per-batch ratios (steadier
 when other processes load the CPUs). ``forward_rows_per_question`` counts the perturbed rows
-each family sends through the model. ``make bench`` runs 2,048 questions (``--quick``: 256);
+each family sends through the model. ``make bench`` runs 512 questions (``--quick``: 128);
 the issue's figure is for ``--questions 10000``. One JSON object is printed on stdout.
 """
 
@@ -188,11 +188,11 @@ def run(questions: int, batch_size: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="256 questions")
-    parser.add_argument("--questions", type=int, default=None, help="default 2048 (quick 256)")
+    parser.add_argument("--quick", action="store_true", help="128 questions")
+    parser.add_argument("--questions", type=int, default=None, help="default 512 (quick 128)")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
-    questions = args.questions or (256 if args.quick else 2048)
+    questions = args.questions or (128 if args.quick else 512)
     print_json(run(questions, args.batch_size))
 
 

@@ -17,8 +17,9 @@ leak into the next; each section records the 1-minute load average before and af
 * ``data_loading``: the VQA loader of :mod:`benchmarks.bench_loaders` next to the HINT
   training throughput, and their ratio;
 * ``easyvqa_cp_loader``: one epoch of the easy-VQA-CP train loader;
-* ``metrics``: :mod:`benchmarks.bench_metrics` (each grounding metric family on 2,048
-  questions at paper scale, ``--quick``: 256; the faithfulness suite vs a plain evaluation pass);
+* ``metrics``: :mod:`benchmarks.bench_metrics` (each grounding metric family on 512
+  questions at paper scale, ``--quick``: 128; the faithfulness suite vs a plain evaluation
+  pass; ``python -m benchmarks.bench_metrics --questions 10000`` for the issue's figure);
 * ``targets``: each target with its measured value and whether it is met.
 
 The object is printed on stdout and written to ``benchmarks/results/bench.json``
