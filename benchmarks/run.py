@@ -20,6 +20,9 @@ leak into the next; each section records the 1-minute load average before and af
 * ``importance``: :mod:`benchmarks.bench_importance` (every importance method's forward passes
   and milliseconds per batch, evaluation and training, UpDn at paper scale; ``--quick``: a
   batch of 8, evaluation only);
+* ``metrics``: :mod:`benchmarks.bench_metrics` (each grounding metric family on 512
+  questions at paper scale, ``--quick``: 128; the faithfulness suite vs a plain evaluation
+  pass; ``python -m benchmarks.bench_metrics --questions 10000`` for the issue's figure);
 * ``targets``: each target with its measured value and whether it is met.
 
 The object is printed on stdout and written to ``benchmarks/results/bench.json``
@@ -132,6 +135,13 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
             "us",
             micro < 1000.0,
         ),
+        "faithfulness_suite_vs_plain_evaluation": lambda: _target(
+            "faithfulness suite (importance, suff./comp., curves, FPVG) <= 15x a plain "
+            "evaluation pass (totals)",
+            ratio := result["metrics"]["faithfulness_suite"]["ratio_to_plain"],
+            "x plain",
+            ratio <= 15.0,
+        ),
         "loader_vs_hint_training": lambda: _target(
             "VQA loader (batch 64, best of 0/2 workers) >= 5x HINT training samples/s",
             ratio := result["data_loading"]["best_ratio"],
@@ -182,6 +192,7 @@ def run(quick: bool) -> dict[str, Any]:
     result["data_loading"]["load_average_1m"] = loaders["load_average_1m"]
     result["easyvqa_cp_loader"] = loaders.get("easyvqa_cp", {"error": loaders.get("error")})
     result["importance"] = _section("importance", "benchmarks.bench_importance", quick)
+    result["metrics"] = _section("metrics", "benchmarks.bench_metrics", quick)
     result["targets"] = targets(result)
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["machine"]["note"] = _load_note(result)

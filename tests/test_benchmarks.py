@@ -24,6 +24,7 @@ SECTIONS = (
     "data_loading",
     "easyvqa_cp_loader",
     "importance",
+    "metrics",
     "targets",
 )
 TRAIN_CONFIGS = (
@@ -39,6 +40,7 @@ TARGETS = (
     "vqa_accuracy_200k_questions",
     "proposal_importance_480x640_36_boxes",
     "loader_vs_hint_training",
+    "faithfulness_suite_vs_plain_evaluation",
 )
 
 
@@ -98,6 +100,10 @@ def test_quick_benchmark_has_every_section(quick_results: dict[str, Any]) -> Non
     importance = quick_results["importance"]["methods"]
     assert {"gradient", "leave_one_out", "kernel_shap"} <= set(importance)
     assert all(entry["forward_passes"] >= 1 and "eval_ms" in entry for entry in importance.values())
+    families = quick_results["metrics"]["families"]
+    assert families["sufficiency_comprehensiveness"]["forward_rows_per_question"] == 6
+    assert families["removal_curves"]["forward_rows_per_question"] == 10
+    assert families["fpvg"]["forward_rows_per_question"] == 2
     assert set(quick_results["targets"]) == set(TARGETS)
     for name, target in quick_results["targets"].items():
         assert isinstance(target["pass"], bool), name

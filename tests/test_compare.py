@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from hint_lightning import compare
+from hint_lightning.metrics.per_question import PerQuestionWriter
 from hint_lightning.modules.vqa_module import CHECKPOINT_KEY
 
 
@@ -20,14 +21,27 @@ def make_run(
     finished: float,
     hydra_task: str | None = None,
     ckpt_task: str | None = None,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+    per_question: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """A run folder as ``train`` leaves it: metrics.json, maybe .hydra and a checkpoint."""
+    """A run folder as ``train`` leaves it: metrics.json, maybe .hydra, a checkpoint and
+    per-question values."""
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(metrics))
     os.utime(folder / "metrics.json", (finished, finished))
     if hydra_task is not None:
         (folder / ".hydra").mkdir()
-        (folder / ".hydra" / "config.yaml").write_text(f"task_name: {hydra_task}\nseed: 0\n")
+        (folder / ".hydra" / "config.yaml").write_text(f"task_name: {hydra_task}\nseed: {seed}\n")
+        lines = "".join(f"- {item}\n" for item in [f"seed={seed}", *(overrides or [])])
+        (folder / ".hydra" / "overrides.yaml").write_text(lines)
+    if per_question is not None:
+        with PerQuestionWriter(folder / "per_question.jsonl", constants={"seed": seed}) as writer:
+            for record in per_question:
+                writer.add(
+                    [record["question_id"]],
+                    **{k: [v] for k, v in record.items() if k != "question_id"},
+                )
     if ckpt_task is not None:
         (folder / "checkpoints").mkdir()
         info = {"answers": ["yes"], "tokens": ["<pad>"], "feature_dim": 1, "max_proposals": 1}
@@ -93,15 +107,21 @@ def test_mean_and_sample_std_per_experiment_with_missing_metrics(runs: Path) -> 
     ]
     hint = rows[1]
     assert hint["runs"] == 2
-    # mean(50, 70) = 60; sample std = sqrt((10^2 + 10^2) / 1) = 14.1421
-    assert hint["test/acc"] == {"mean": 60.0, "std": pytest.approx(14.1421, abs=1e-4), "n": 2}
+    # mean(50, 70) = 60; sample std = sqrt((10^2 + 10^2) / 1) = 14.1421. Both runs say seed 0:
+    # two samples "0#1", "0#2"; two seed-level values bootstrap to [50, 70].
+    assert hint["test/acc"] == {
+        "mean": 60.0, "std": pytest.approx(14.1421, abs=1e-4), "n": 2,
+        "low": 50.0, "high": 70.0, "interval_from": "seeds",
+    }  # fmt: skip
+    assert hint["seeds"] == ["0#1", "0#2"]
     assert hint["test/acc_yes_no"]["mean"] == 70.0
     assert hint["test/rho"]["mean"] == pytest.approx(0.2)
     assert hint["test/rho"]["std"] == pytest.approx(0.141421, abs=1e-6)
     # Only one of the two runs has it: summarized over that one.
-    assert hint["test/acc_other"] == {"mean": 10.0, "std": 0.0, "n": 1}
+    assert hint["test/acc_other"]["mean"] == 10.0 and hint["test/acc_other"]["n"] == 1
+    assert hint["test/acc_other"]["low"] is None  # one value: no interval
     # No run has it: no number.
-    assert hint["test/acc_number"] == {"mean": None, "std": None, "n": 0}
+    assert hint["test/acc_number"]["mean"] is None and hint["test/acc_number"]["n"] == 0
 
     table = compare.markdown_table(rows)
     lines = table.splitlines()
@@ -110,10 +130,10 @@ def test_mean_and_sample_std_per_experiment_with_missing_metrics(runs: Path) -> 
         "| runs |"
     )
     assert (
-        "| easyvqa_cp_hint | 60.00 ± 14.14 | 70.00 ± 14.14 | — | 10.00 ± 0.00 | 0.200 ± 0.141 "
-        "| — | 2 |"
+        "| easyvqa_cp_hint | 60.00 [50.00, 70.00] | 70.00 [60.00, 80.00] | — | 10.00 "
+        "| 0.200 [0.100, 0.300] | — | 2 |"
     ) in lines
-    assert "| easyvqa_cp_updn | 40.00 ± 0.00 | — | — | — | — | 0.800 ± 0.000 | 1 |" in lines
+    assert "| easyvqa_cp_updn | 40.00 | — | — | — | — | 0.800 | 1 |" in lines
 
 
 def test_an_evaluate_run_is_grouped_under_its_checkpoint(runs: Path, tmp_path: Path) -> None:
@@ -139,7 +159,13 @@ def test_command_writes_markdown_and_json(runs: Path, tmp_path: Path) -> None:
     assert [r["experiment"] for r in saved["rows"]] == ["easyvqa_cp_updn", "easyvqa_cp_hint"]
     assert saved["rows"][1]["test/acc_number"]["mean"] is None
     markdown = (out / "compare_results.md").read_text()
-    assert "60.00 ± 14.14" in markdown and "Mean ± std over the runs" in markdown
+    assert "60.00 [50.00, 70.00]" in markdown and "95% bootstrap interval" in markdown
+    assert (
+        (out / "compare_results.csv")
+        .read_text()
+        .splitlines()[0]
+        .startswith("experiment,metric,mean,low,high")
+    )
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary file
 
 
@@ -150,3 +176,58 @@ def test_command_refuses_a_folder_without_runs(tmp_path: Path) -> None:
     assert exit_info.value.code == 2
     with pytest.raises(FileNotFoundError, match="no such run folder"):
         compare.find_run_dirs([tmp_path / "missing"])
+
+
+def test_a_sweep_is_one_row_per_override_value_and_seeds_stay_together(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    for job, (weight, seed, acc) in enumerate(
+        [("1", 0, 50.0), ("3", 0, 60.0), ("1", 1, 52.0), ("3", 1, 64.0)]
+    ):
+        make_run(
+            logs / "multiruns" / str(job), {"test/acc": acc}, 100 + job, hydra_task="hint",
+            seed=seed, overrides=[f"objective.weight={weight}", f"init_from=/base/seed{seed}.ckpt"],
+        )  # fmt: skip
+    rows = compare.compare_runs([logs])
+    assert [r["experiment"] for r in rows] == [
+        "hint [objective.weight=1]",
+        "hint [objective.weight=3]",
+    ]
+    assert rows[0]["seeds"] == ["0", "1"] and rows[0]["test/acc"]["mean"] == 51.0
+    # --ignore-override merges them back into one row.
+    merged = compare.compare_runs([logs], ignore=(*compare.IGNORED_OVERRIDES, "objective.*"))
+    assert [r["runs"] for r in merged] == [4]
+
+
+def test_per_question_intervals_and_paired_differences_by_seed_and_question(tmp_path: Path) -> None:
+    """The treated row scores the control's per-question values plus 10 on every question and
+    seed: the paired difference is exactly 10 with a zero-width interval, while each row's own
+    interval is wide (questions differ a lot)."""
+    logs = tmp_path / "logs"
+    for seed in (0, 1, 2):
+        base = [float((7 * q + seed) % 5) * 20 for q in range(30)]
+        for offset, name in ((0.0, "control"), (10.0, "treated")):
+            scores = [b + offset for b in base]
+            records = [{"question_id": q, "acc": s, "answer": "yes"} for q, s in enumerate(scores)]
+            make_run(
+                logs / name / str(seed), {"test/acc": sum(scores) / 30}, 10 * seed + offset,
+                hydra_task=name, seed=seed, per_question=records,
+            )  # fmt: skip
+    rows = compare.compare_runs([logs], control="control", resamples=500)
+    by_name = {r["experiment"]: r for r in rows}
+    treated = by_name["treated"]
+    assert treated["test/acc"]["interval_from"] == "questions"
+    assert treated["test/acc"]["high"] - treated["test/acc"]["low"] > 10
+    paired = treated["paired"]["test/acc"]
+    assert paired["mean"] == pytest.approx(10.0)
+    assert paired["low"] == pytest.approx(10.0) and paired["high"] == pytest.approx(10.0)
+    assert paired["interval_from"] == "questions" and paired["questions"] == 30
+    assert "paired" not in by_name["control"]
+    table = compare.markdown_table(rows, control="control")
+    assert "Paired difference from control" in table and "10.00 [10.00, 10.00]" in table
+
+
+def test_unknown_control_is_one_clear_line(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main([str(runs), "--control", "nope"])
+    assert exit_info.value.code == 2
+    assert "--control 'nope' is not a row; the rows are: easyvqa_cp_updn" in capsys.readouterr().err

@@ -1,187 +1,83 @@
-"""Compare finished runs in a table shaped like the HINT paper's Table 1.
+"""Compare finished runs: one row per configuration, means with 95% intervals, paired deltas.
 
-``python -m hint_lightning.compare RUN_DIR... [--output DIR] [--stage test]`` reads the
-``metrics.json`` of every run (a folder holding several runs, e.g. ``logs/demo`` or
-``logs/easyvqa_cp_hint``, is searched recursively), groups the runs by experiment and prints,
-per experiment, the mean ± standard deviation over its runs (seeds) of the accuracy overall and
-per answer type and of the rank correlations of network importance and of attention with human
-importance, and the number of runs. With ``--output`` it also writes ``compare_results.md`` and
-``compare_results.json`` there (atomically).
+``python -m hint_lightning.compare RUN_DIR... [--output DIR] [--stage test] [--control ROW]``
+reads the ``metrics.json`` of every run (a folder holding several runs, e.g. ``logs/demo`` or
+``logs/easyvqa_cp_hint``, is searched recursively) and prints, per row, the mean over its runs
+(seeds) of the accuracy overall and per answer type, of the rank correlations with human
+importance and of the grounding metrics present (pointing game, relevance mass, sufficiency
+and comprehensiveness AOPC, area between the removal curves, FPVG+), each with a 95% bootstrap
+interval (:mod:`hint_lightning.stats.bootstrap`: seeds, then questions when the runs wrote
+``per_question.jsonl``, else seeds only). With ``--control ROW`` it also prints each row's
+paired difference from that row (same seeds, same questions) with its interval. With
+``--output`` it writes ``compare_results.md``, ``.json`` and ``.csv`` there (atomically).
 
-The experiment of a run is its ``task_name``: from ``.hydra/config.yaml`` when the run was
-launched through the Hydra CLI, else from the run config stored in its checkpoint
-(``checkpoints/last.ckpt`` first), else the run folder's name (the demo's layout
-``logs/demo/seed<k>/<experiment>/``). A run of ``python -m hint_lightning.evaluate`` (its
-``metrics.json`` names a ``ckpt_path``) is grouped as ``<task_name of that checkpoint> (eval)``.
-
-Rows come in the order in which their first run finished (``metrics.json`` modification time;
-names break ties), which puts a baseline before the fine-tunes started from it.
-
-Runs of one ``task_name`` are averaged whatever else differs (e.g. the jobs of a sweep over
-``objective.weight``): give runs that must stay apart their own name (``task_name=hint_w3``).
+Rows: a run's experiment and seed come from its config (:mod:`hint_lightning.stats.runs`); the
+runs of one experiment whose command-line overrides differ (the jobs of a sweep over
+``objective.weight``) are separate rows, named by the differing overrides, e.g.
+``easyvqa_cp_hint [objective.weight=3]``. Seeds, ``init_from``, paths, loggers and devices never
+split a row (``--ignore-override KEY`` adds keys). Rows come in the order in which their first
+run finished (``metrics.json`` modification time; names break ties), which puts a baseline
+before the fine-tunes started from it. A per-question column is used for the metric of the
+same name (``pointing_game`` for ``test/pointing_game``), on the same scale.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 from rich.console import Console
 
-from hint_lightning.utils.io import write_json, write_text
-from hint_lightning.utils.report import (
-    VQA_COLUMNS,
-    format_mean_std,
-    markdown_lines,
-    rich_table,
-    summarize,
+from hint_lightning.stats.bootstrap import Interval, SeedQuestionTable, bootstrap_intervals
+from hint_lightning.stats.runs import (
+    IGNORED_OVERRIDES,
+    METRICS_FILE,
+    RunRecord,
+    experiment_name,
+    find_run_dirs,
+    load_run,
+    question_table,
+    row_labels,
+    seed_labels,
+    seed_table,
 )
+from hint_lightning.utils.io import atomic_path, write_json, write_text
+from hint_lightning.utils.report import VQA_COLUMNS, markdown_lines, rich_table, summarize
 
-METRICS_FILE = "metrics.json"
-"""The file every run writes at its end (``train`` and ``evaluate``)."""
+__all__ = [
+    "METRICS_FILE",
+    "RunRecord",
+    "compare_runs",
+    "experiment_name",
+    "find_run_dirs",
+    "load_run",
+    "main",
+    "markdown_table",
+    "summarize_runs",
+    "table_keys",
+    "write_results",
+]
 
 WIDE_CONSOLE = 160
 """Console width when the output is not a terminal (files, CI logs, notebooks)."""
 
 RESULTS_STEM = "compare_results"
-"""``--output`` gets ``compare_results.md`` and ``compare_results.json``."""
+"""``--output`` gets ``compare_results.md``, ``.json`` and ``.csv``."""
 
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One finished run.
-
-    Attributes:
-        path: the run folder (the one holding ``metrics.json``).
-        experiment: the group it belongs to (see the module docstring).
-        metrics: its numeric metrics (``test/acc``, ``test/rho``, ...).
-        finished: modification time of its ``metrics.json`` (seconds since the epoch).
-    """
-
-    path: Path
-    experiment: str
-    metrics: dict[str, float]
-    finished: float
-
-
-def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    """Every run folder at or below ``paths`` (a run folder holds ``metrics.json``).
-
-    Args:
-        paths: run folders, folders holding runs at any depth, or ``metrics.json`` files.
-
-    Returns:
-        The run folders, deduplicated, sorted within each argument, in argument order.
-
-    Raises:
-        FileNotFoundError: naming the path, when a path does not exist or holds no run.
-    """
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file() and path.name == METRICS_FILE:
-            runs = [path.parent]
-        elif path.is_dir():
-            runs = sorted(file.parent for file in path.rglob(METRICS_FILE))
-        else:
-            raise FileNotFoundError(f"{path}: no such run folder")
-        if not runs:
-            raise FileNotFoundError(f"{path}: no {METRICS_FILE} at or below it (no finished run)")
-        found += [run for run in runs if run not in found]
-    return found
-
-
-def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
-    """The entries that are numbers (``metrics.json`` also holds paths)."""
-    return {
-        key: float(value)
-        for key, value in metrics.items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool)
-    }
-
-
-def _hydra_task_name(run_dir: Path) -> str | None:
-    """``task_name`` of the run's ``.hydra/config.yaml``, or None."""
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.is_file():
-        return None
-    try:
-        name = OmegaConf.load(path).get("task_name")
-    except Exception:  # an unresolvable or broken file: fall back to the next source
-        return None
-    return str(name) if name else None
-
-
-def _checkpoint_task_name(ckpt_path: Path) -> str | None:
-    """``task_name`` of the run config stored in one of our checkpoints, or None."""
-    from hint_lightning.evaluate import stored_run  # imports Lightning: only when needed
-
-    try:
-        config, _ = stored_run(str(ckpt_path))
-    except Exception:  # missing, unreadable or foreign checkpoint: fall back to the next source
-        return None
-    name = config.get("task_name")
-    return str(name) if name else None
-
-
-def _run_checkpoint(run_dir: Path) -> Path | None:
-    """The run's ``checkpoints/last.ckpt``, else its first checkpoint by name, else None."""
-    folder = run_dir / "checkpoints"
-    last = folder / "last.ckpt"
-    if last.is_file():
-        return last
-    others = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
-    return others[0] if others else None
-
-
-def experiment_name(run_dir: str | Path, metrics: dict[str, Any] | None = None) -> str:
-    """The experiment a run belongs to (see the module docstring for the order of sources).
-
-    Args:
-        run_dir: the run folder.
-        metrics: its ``metrics.json`` content (read when None).
-
-    Returns:
-        The group name.
-    """
-    run_dir = Path(run_dir)
-    if metrics is None:
-        metrics = json.loads((run_dir / METRICS_FILE).read_text())
-    evaluated = metrics.get("ckpt_path")
-    if isinstance(evaluated, str) and evaluated:
-        name = _checkpoint_task_name(Path(evaluated))
-        if name is not None:
-            return f"{name} (eval)"
-    name = _hydra_task_name(run_dir)
-    if name is None:
-        checkpoint = _run_checkpoint(run_dir)
-        name = _checkpoint_task_name(checkpoint) if checkpoint is not None else None
-    return name or run_dir.name
-
-
-def load_run(run_dir: str | Path) -> RunRecord:
-    """Read one run folder.
-
-    Raises:
-        ValueError: naming the file, when ``metrics.json`` is not a JSON object.
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / METRICS_FILE
-    metrics = json.loads(path.read_text())
-    if not isinstance(metrics, dict):
-        raise ValueError(f"{path}: expected a JSON object of metrics")
-    return RunRecord(
-        path=run_dir,
-        experiment=experiment_name(run_dir, metrics),
-        metrics=_numeric(metrics),
-        finished=path.stat().st_mtime,
-    )
+GROUNDING_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("pointing_game", "pointing game"),
+    ("relevance_mass", "rel. mass"),
+    ("sufficiency_aopc", "suff. AOPC"),
+    ("comprehensiveness_aopc", "comp. AOPC"),
+    ("curve_area", "LeRF-MoRF area"),
+    ("fpvg_plus", "FPVG+"),
+)
+"""Grounding columns shown when some run has them (JSON and CSV hold every metric)."""
 
 
 def table_keys(stage: str = "test") -> list[tuple[str, str, int]]:
@@ -197,103 +93,255 @@ def table_keys(stage: str = "test") -> list[tuple[str, str, int]]:
     ]
 
 
-def _stat(values: Sequence[float]) -> dict[str, float | int | None]:
-    """``{"mean", "std", "n"}`` over the runs that have the metric (None when none has)."""
+def display_keys(rows: Sequence[dict[str, Any]], stage: str = "test") -> list[tuple[str, str, int]]:
+    """The Table-1 columns, then the grounding columns that some row has a value for."""
+    extra = [
+        (f"{stage}/{suffix}", title, 3)
+        for suffix, title in GROUNDING_COLUMNS
+        if any(row.get(f"{stage}/{suffix}", {}).get("n") for row in rows)
+    ]
+    return table_keys(stage) + extra
+
+
+def _stat(values: Sequence[float], interval: Interval | None, source: str) -> dict[str, Any]:
+    """``{"mean", "std", "n", "low", "high", "interval_from"}``; None where not measured."""
     mean, std = summarize(values)
+    low = interval.low if interval is not None else math.nan
+    high = interval.high if interval is not None else math.nan
     return {
         "mean": None if math.isnan(mean) else mean,
         "std": None if math.isnan(std) else std,
         "n": len(values),
+        "low": None if math.isnan(low) else low,
+        "high": None if math.isnan(high) else high,
+        "interval_from": source if interval is not None and not math.isnan(low) else None,
     }
 
 
-def summarize_runs(records: Sequence[RunRecord], stage: str = "test") -> list[dict[str, Any]]:
-    """One row per experiment: mean ± std of every Table-1 column over its runs.
+def _intervals(
+    questions: SeedQuestionTable | None, seeds: SeedQuestionTable, options: dict[str, Any]
+) -> dict[str, tuple[Interval, str]]:
+    """Metric -> (interval, source): per-question values where present, else seed-level."""
+    out = {k: (v, "seeds") for k, v in bootstrap_intervals(seeds, **options).items()}
+    if questions is not None:
+        for key, interval in bootstrap_intervals(questions, **options).items():
+            if key in out:
+                out[key] = (interval, "questions")
+    return out
+
+
+@dataclass(frozen=True)
+class _RowTables:
+    """A row's runs, their seed labels, and their per-question and seed-level values."""
+
+    runs: list[RunRecord]
+    labels: list[str]
+    questions: SeedQuestionTable | None
+    seeds: SeedQuestionTable
+
+
+def summarize_runs(
+    records: Sequence[RunRecord],
+    stage: str = "test",
+    *,
+    control: str | None = None,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    ignore: Sequence[str] = IGNORED_OVERRIDES,
+) -> list[dict[str, Any]]:
+    """One row per configuration: mean, std and bootstrap interval of every metric of the stage.
 
     Args:
         records: the runs.
         stage: the metric prefix: ``test`` (CP-test for VQA-CP) or ``val``.
+        control: the row to pair every other row with (its label), or None.
+        resamples: bootstrap replicates.
+        level: the intervals' coverage.
+        seed: the resampling seed.
+        ignore: override keys that never split a row.
 
     Returns:
-        Rows ``{"experiment", "runs", "run_dirs", <metric key>: {"mean", "std", "n"}}`` in the
-        order in which each experiment's first run finished. A metric no run of the group has
-        (e.g. ``test/acc_number`` on easy-VQA) has mean and std None; a metric only some runs
-        have is summarized over those (``n`` says how many).
+        Rows ``{"experiment", "runs", "run_dirs", "seeds", <metric>: {"mean", "std", "n",
+        "low", "high", "interval_from"}, "paired": {<metric>: {...}}}`` in the order in which
+        each row's first run finished; ``paired`` (the difference from the control's runs of
+        the same seeds, question by question when both have per-question values) only with
+        ``control``, on the other rows. A metric no run of the row has has mean None.
+
+    Raises:
+        ValueError: when ``control`` names no row.
     """
     groups: dict[str, list[RunRecord]] = {}
-    for record in records:
-        groups.setdefault(record.experiment, []).append(record)
+    for record, label in zip(records, row_labels(records, ignore), strict=True):
+        groups.setdefault(label, []).append(record)
     order = sorted(groups, key=lambda name: (min(r.finished for r in groups[name]), name))
+    if control is not None and control not in groups:
+        raise ValueError(f"--control {control!r} is not a row; the rows are: {', '.join(order)}")
+    options = {"resamples": resamples, "level": level, "seed": seed}
+    table = [key for key, _, _ in table_keys(stage)]
+    found = sorted({k for r in records for k in r.metrics if k.startswith(f"{stage}/")})
+    keys = table + [key for key in found if key not in table]
+    tables = {}
+    for name in order:
+        runs = sorted(groups[name], key=lambda r: (r.finished, str(r.path)))
+        labels = seed_labels(runs)
+        tables[name] = _RowTables(
+            runs, labels, question_table(runs, labels, stage), seed_table(runs, labels, stage)
+        )
     rows = []
     for name in order:
-        runs = groups[name]
+        data = tables[name]
+        intervals = _intervals(data.questions, data.seeds, options)
         row: dict[str, Any] = {
             "experiment": name,
-            "runs": len(runs),
-            "run_dirs": [str(r.path) for r in runs],
+            "runs": len(data.runs),
+            "run_dirs": [str(r.path) for r in data.runs],
+            "seeds": data.labels,
         }
-        for key, _, _ in table_keys(stage):
-            row[key] = _stat([r.metrics[key] for r in runs if key in r.metrics])
+        for key in keys:
+            interval, source = intervals.get(key, (None, ""))
+            values = [r.metrics[key] for r in data.runs if key in r.metrics]
+            row[key] = _stat(values, interval, source)
+        if control is not None and name != control:
+            row["paired"] = _paired(tables[name], tables[control], keys, options)
         rows.append(row)
     return rows
 
 
-def compare_runs(run_dirs: Iterable[str | Path], stage: str = "test") -> list[dict[str, Any]]:
-    """Find, read, group and summarize runs (see :func:`summarize_runs` for the rows).
+def _paired(
+    mine: _RowTables, theirs: _RowTables, keys: Sequence[str], options: dict[str, Any]
+) -> dict[str, Any]:
+    """Interval of ``row - control`` per metric: question-level where both have the values."""
+    found: dict[str, tuple[Interval, str]] = {}
+    pairs = (("seeds", mine.seeds, theirs.seeds), ("questions", mine.questions, theirs.questions))
+    for source, own, control in pairs:
+        if own is None or control is None:
+            continue
+        try:
+            difference = own.difference(control)
+        except ValueError:  # no common seed or question
+            continue
+        found.update(
+            {k: (v, source) for k, v in bootstrap_intervals(difference, **options).items()}
+        )
+    out = {}
+    for key in keys:
+        if key in found:
+            interval, source = found[key]
+            stat = interval.as_dict()
+            out[key] = {"mean": stat.pop("estimate"), **stat, "interval_from": source}
+    return out
 
-    Args:
-        run_dirs: run folders or folders holding runs (searched recursively).
-        stage: ``test`` or ``val``.
-    """
-    return summarize_runs([load_run(path) for path in find_run_dirs(run_dirs)], stage)
+
+def compare_runs(
+    run_dirs: Iterable[str | Path], stage: str = "test", **options: Any
+) -> list[dict[str, Any]]:
+    """Find, read, group and summarize runs (:func:`summarize_runs` for the rows and options)."""
+    return summarize_runs([load_run(path) for path in find_run_dirs(run_dirs)], stage, **options)
 
 
-def _body(rows: Sequence[dict[str, Any]], stage: str) -> list[list[str]]:
-    """The table's cells: experiment, one mean ± std per column, number of runs."""
-    return [
+def _cell(stat: dict[str, Any] | None, digits: int) -> str:
+    """``'mean [low, high]'``; the mean alone without an interval; an em dash without a mean."""
+    if not stat or stat.get("mean") is None:
+        return "—"
+    text = f"{stat['mean']:.{digits}f}"
+    if stat.get("low") is not None and stat.get("high") is not None:
+        text += f" [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
+    return text
+
+
+def _tables(
+    rows: Sequence[dict[str, Any]], stage: str
+) -> tuple[list[str], list[list[str]], list[list[str]]]:
+    """Header, value rows and paired-difference rows."""
+    columns = display_keys(rows, stage)
+    header = ["experiment", *[title for _, title, _ in columns], "runs"]
+    values = [
+        [row["experiment"], *[_cell(row.get(k), d) for k, _, d in columns], str(row["runs"])]
+        for row in rows
+    ]
+    paired = [
         [
             row["experiment"],
-            *[format_mean_std(row[key], digits) for key, _, digits in table_keys(stage)],
+            *[_cell(row["paired"].get(k), d) for k, _, d in columns],
             str(row["runs"]),
         ]
         for row in rows
+        if "paired" in row
     ]
+    return header, values, paired
 
 
-def _header(stage: str) -> list[str]:
-    return ["experiment", *[title for _, title, _ in table_keys(stage)], "runs"]
-
-
-def markdown_table(rows: Sequence[dict[str, Any]], stage: str = "test") -> str:
-    """The comparison as Markdown, with a note on what the numbers are."""
+def markdown_table(
+    rows: Sequence[dict[str, Any]], stage: str = "test", control: str | None = None
+) -> str:
+    """The comparison as Markdown (values, then the paired differences), with a note."""
+    header, values, paired = _tables(rows, stage)
+    lines = markdown_lines(header, values)
     note = (
-        f"\nMean ± std over the runs (seeds) of each experiment, on the {stage} split; "
-        "accuracy in percent; rho: mean Spearman rank correlation with human importance "
-        "over the questions that have it; — : not measured."
+        f"\nMean over the runs (seeds) of each row on the {stage} split, [95% bootstrap "
+        "interval: seeds, then questions where per-question values exist]; accuracy in percent; "
+        "rho: mean Spearman rank correlation with human importance; — : not measured."
     )
-    return "\n".join(markdown_lines(_header(stage), _body(rows, stage))) + "\n" + note + "\n"
+    text = "\n".join(lines) + "\n" + note + "\n"
+    if paired:
+        text += f"\nPaired difference from {control} (same seeds and questions):\n\n"
+        text += "\n".join(markdown_lines(header, paired)) + "\n"
+    return text
 
 
-def print_table(rows: Sequence[dict[str, Any]], stage: str = "test") -> None:
+def print_table(
+    rows: Sequence[dict[str, Any]], stage: str = "test", control: str | None = None
+) -> None:
     """Print the comparison to the console."""
     console = Console()
     if not console.is_terminal:  # logs and notebooks: do not squeeze the table into 80 columns
         console = Console(width=WIDE_CONSOLE)
-    console.print(rich_table(f"Runs compared ({stage})", _header(stage), _body(rows, stage)))
+    header, values, paired = _tables(rows, stage)
+    console.print(rich_table(f"Runs compared ({stage}): mean [95% interval]", header, values))
+    if paired:
+        console.print(rich_table(f"Paired difference from {control}", header, paired))
+
+
+def _csv_lines(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Long format: one line per row and metric."""
+    lines: list[list[Any]] = [
+        ["experiment", "metric", "mean", "low", "high", "std", "runs", "interval_from",
+         "diff_mean", "diff_low", "diff_high", "diff_interval_from"]
+    ]  # fmt: skip
+    for row in rows:
+        for key, stat in row.items():
+            if not isinstance(stat, dict) or "mean" not in stat:
+                continue
+            diff = row.get("paired", {}).get(key, {})
+            lines.append(
+                [row["experiment"], key, stat["mean"], stat["low"], stat["high"], stat["std"],
+                 stat["n"], stat["interval_from"], diff.get("mean"), diff.get("low"),
+                 diff.get("high"), diff.get("interval_from")]
+            )  # fmt: skip
+    return lines
 
 
 def write_results(
-    rows: Sequence[dict[str, Any]], output_dir: str | Path, stage: str = "test"
-) -> tuple[Path, Path]:
-    """Write ``compare_results.md`` and ``compare_results.json`` (atomically).
+    rows: Sequence[dict[str, Any]],
+    output_dir: str | Path,
+    stage: str = "test",
+    control: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> tuple[Path, Path, Path]:
+    """Write ``compare_results.md``, ``.json`` and ``.csv`` (atomically).
 
     Returns:
-        The paths of the Markdown and the JSON file.
+        The paths of the Markdown, JSON and CSV files.
     """
     output_dir = Path(output_dir)
-    markdown = write_text(output_dir / f"{RESULTS_STEM}.md", markdown_table(rows, stage))
-    payload = {"stage": stage, "rows": list(rows)}
-    return markdown, write_json(output_dir / f"{RESULTS_STEM}.json", payload)
+    markdown = write_text(output_dir / f"{RESULTS_STEM}.md", markdown_table(rows, stage, control))
+    payload = {"stage": stage, "control": control, **(options or {}), "rows": list(rows)}
+    payload_path = write_json(output_dir / f"{RESULTS_STEM}.json", payload)
+    table = output_dir / f"{RESULTS_STEM}.csv"
+    with atomic_path(table) as tmp, tmp.open("w", newline="") as handle:
+        csv.writer(handle).writerows(_csv_lines(rows))
+    return markdown, payload_path, table
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -305,20 +353,30 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         "run_dirs", nargs="+", type=Path, help="run folders or folders holding runs"
     )
     parser.add_argument(
-        "--output", type=Path, default=None, help="write compare_results.{md,json} here"
+        "--output", type=Path, default=None, help="write compare_results.{md,json,csv} here"
     )
+    parser.add_argument("--stage", choices=("test", "val"), default="test", help="which split")
+    parser.add_argument("--control", default=None, help="the row every other row is paired with")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap replicates")
+    parser.add_argument("--level", type=float, default=0.95, help="interval coverage")
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="resampling seed")
     parser.add_argument(
-        "--stage", choices=("test", "val"), default="test", help="which split's metrics"
-    )
+        "--ignore-override", action="append", default=[], metavar="KEY",
+        help="an override key that does not split a row (repeatable; 'prefix.*' for a group)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    options = {"resamples": args.resamples, "level": args.level, "seed": args.bootstrap_seed}
     try:
-        rows = compare_runs(args.run_dirs, args.stage)
+        rows = compare_runs(
+            args.run_dirs, args.stage, control=args.control,
+            ignore=(*IGNORED_OVERRIDES, *args.ignore_override), **options,
+        )  # fmt: skip
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
-    print_table(rows, args.stage)
+    print_table(rows, args.stage, args.control)
     if args.output is not None:
-        markdown, payload = write_results(rows, args.output, args.stage)
-        Console().print(f"Wrote {markdown} and {payload.name}.")
+        written = write_results(rows, args.output, args.stage, args.control, options)
+        Console().print(f"Wrote {', '.join(str(p) for p in written)}.")
     return rows
 
 

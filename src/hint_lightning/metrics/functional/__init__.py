@@ -1,0 +1,1 @@
+"""Functional cores of the grounding metrics: pure functions of tensors, per question."""
