@@ -10,7 +10,6 @@ what to do with predictions at the end of a test.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -21,7 +20,14 @@ from hint_lightning.importance.replacement import tile_batch
 from hint_lightning.models.protocol import BackboneCapabilities, capabilities
 from hint_lightning.objectives.context import DecisionTargets, PassOutput
 
-__all__ = ["BackbonePasses", "GroundingRows", "Task", "split_output"]
+__all__ = [
+    "BackbonePasses",
+    "GroundingRows",
+    "Task",
+    "broadcast_object",
+    "gather_objects",
+    "split_output",
+]
 
 
 def split_output(output: Any) -> tuple[Tensor, Tensor | None]:
@@ -72,9 +78,11 @@ class BackbonePasses:
         return BackbonePasses(self._call, captured, self.caps)
 
 
-@dataclass
 class GroundingRows:
     """The rows grounding is about in one batch.
+
+    Every attribute but ``has_importance`` may be given lazily (``lazy={name: fn}``): it is
+    built on first use, so a batch whose objectives are off never builds it.
 
     Attributes:
         proposals: ``[R, N, D]``.
@@ -88,13 +96,37 @@ class GroundingRows:
             one row per visual-word decision) the base pass runs on the rows when needed.
     """
 
+    FIELDS = ("proposals", "proposal_mask", "human_importance", "decisions", "passes")
+
     proposals: Tensor
     proposal_mask: Tensor
     human_importance: Tensor
-    has_importance: Tensor
     decisions: DecisionTargets
     passes: BackbonePasses
-    in_main_pass: bool = True
+
+    def __init__(
+        self,
+        *,
+        has_importance: Tensor,
+        in_main_pass: bool = True,
+        lazy: Mapping[str, Callable[[], Any]] | None = None,
+        **values: Any,
+    ) -> None:
+        unknown = (set(values) | set(lazy or {})) - set(self.FIELDS)
+        if unknown:
+            raise TypeError(f"GroundingRows got unknown fields {sorted(unknown)}")
+        self.has_importance = has_importance
+        self.in_main_pass = in_main_pass
+        self._lazy = dict(lazy or {})
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        lazy = self.__dict__.get("_lazy", {})
+        if name in lazy:
+            value = lazy.pop(name)()
+            self.__dict__[name] = value
+            return value
+        raise AttributeError(name)
 
 
 class Task:
@@ -108,13 +140,14 @@ class Task:
         default_mask: whether backbones of this task honour ``proposal_mask`` unless declared.
         default_attention: whether backbones of this task return attention unless declared.
         batch_size_key: a batch key whose first dimension is the batch size.
-        has_decisions_key: the batch key telling which rows have human importance.
     """
 
     name: ClassVar[str] = "task"
     default_mask: ClassVar[bool] = True
     default_attention: ClassVar[bool] = True
     batch_size_key: ClassVar[str] = "features"
+    misgrounded: ClassVar[bool] = False
+    """Whether the test reports ``misgrounded`` (needs ``correct`` from :meth:`evaluation_step`)."""
 
     def __init__(self, data_info: Any) -> None:
         self.data_info = data_info
@@ -146,13 +179,20 @@ class Task:
         """``[B, C]`` decision-level scores of the main pass (when rows are its rows)."""
         return outputs
 
+    def decision_kinds(self) -> frozenset[str]:
+        """The decisions this task offers (``ground_truth``, ``predicted``, ``wrong``)."""
+        return frozenset({"ground_truth", "predicted", "wrong"})
+
     # ------------------------------------------------------------------ training
     def task_loss(self, outputs: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         """The task loss (scalar)."""
         raise NotImplementedError
 
-    def grounding_rows(self, net: nn.Module, batch: Mapping[str, Tensor]) -> GroundingRows:
-        """The batch's grounding rows (cheap: no pass runs here)."""
+    def grounding_rows(
+        self, net: nn.Module, batch: Mapping[str, Tensor], training: bool = True
+    ) -> GroundingRows:
+        """The batch's grounding rows (cheap: no pass runs here); ``training``: for the
+        objectives (else for evaluation, whose decision may differ)."""
         raise NotImplementedError
 
     def rows_attention(self, rows: GroundingRows, attention: Tensor | None) -> Tensor | None:
@@ -165,11 +205,20 @@ class Task:
         """Task-specific training scalars (``train/<key>``); ``grounded``: an objective is set."""
         return {}
 
+    def log_options(self, name: str) -> dict[str, Any]:
+        """Extra ``self.log`` options of a logged name (e.g. a sum across processes)."""
+        return {}
+
     def batch_size(self, batch: Mapping[str, Tensor]) -> int:
         """The number of samples in a batch."""
         return int(batch[self.batch_size_key].shape[0])
 
     # ------------------------------------------------------------------ evaluation
+    def has_grounding(self, batch: Mapping[str, Tensor]) -> bool:
+        """Whether evaluation should take importance on this batch (some row has human
+        importance)."""
+        return True
+
     def metrics(self) -> dict[str, Metric]:
         """Fresh task metrics for one stage."""
         return {}
@@ -221,5 +270,3 @@ def broadcast_object(value: Any) -> Any:
         return box[0]
     return value
 
-
-__all__ += ["broadcast_object", "gather_objects"]

@@ -31,9 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-import torch
 from torch import Tensor
 
+from hint_lightning.importance.base import DecisionFunction
+from hint_lightning.importance.gradient import Gradient
 from hint_lightning.importance.replacement import tile_batch
 from hint_lightning.objectives.importance import network_importance, network_importance_from_shift
 
@@ -162,7 +163,7 @@ class DecisionTargets:
 
 def _is_single_pass_gradient(method: Any) -> bool:
     """Whether ``method`` is plain ``Gradient`` (the probe of the base pass can serve it)."""
-    return method is None or type(method).__name__ == "Gradient"
+    return method is None or isinstance(method, Gradient)
 
 
 class GroundingContext:
@@ -342,10 +343,8 @@ class GroundingContext:
             create_graph=self.create_graph,
         )
 
-    def _decision_function(self, decision: Decision) -> Any:
+    def _decision_function(self, decision: Decision) -> DecisionFunction:
         """The ``DecisionFunction`` of ``decision`` over this context's passes."""
-        from hint_lightning.importance.base import DecisionFunction
-
         passes = self.passes
         assert passes is not None
 
@@ -425,7 +424,3 @@ class GroundingContext:
         """Record an extra scalar (a component of a loss) for the module to log."""
         self.logs[name] = float(value.detach() if isinstance(value, Tensor) else value)
 
-
-def zeros_like_rows(ctx: GroundingContext) -> Tensor:
-    """A ``[R]`` zero tensor on the context's device and dtype (for empty terms)."""
-    return torch.zeros(len(ctx), dtype=ctx.human_importance.dtype, device=ctx.proposals.device)
