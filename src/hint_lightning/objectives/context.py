@@ -31,12 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+import torch
 from torch import Tensor
 
 from hint_lightning.importance.base import DecisionFunction
 from hint_lightning.importance.gradient import Gradient
 from hint_lightning.importance.replacement import tile_batch
-from hint_lightning.objectives.importance import network_importance, network_importance_from_shift
 
 __all__ = [
     "DECISION_KINDS",
@@ -159,6 +159,21 @@ class DecisionTargets:
         return DecisionTargets(
             self.targets[rows], self.ground_truth, self.positives, self.sample_loss
         )
+
+
+def probe_gradient(scores: Tensor, probe: Tensor, create_graph: bool) -> Tensor:
+    """``[B, N]`` gradient importance of ``scores [R]`` through the base pass's probe.
+
+    The probe is the ``[B, N]`` proposal shift (the fast path: its gradient is the importance)
+    or the ``[B, N, D]`` features (summed over ``D``): the numbers of
+    :func:`~hint_lightning.objectives.importance.network_importance_from_shift` and
+    :func:`~hint_lightning.objectives.importance.network_importance`. The graph is kept, so
+    that several decisions can be explained from one pass.
+    """
+    (gradient,) = torch.autograd.grad(
+        scores.sum(), probe, create_graph=create_graph, retain_graph=True
+    )
+    return gradient if probe.ndim == 2 else gradient.sum(dim=-1)
 
 
 def _is_single_pass_gradient(method: Any) -> bool:
@@ -327,10 +342,7 @@ class GroundingContext:
             scores = self.decision_scores(self.logits, decision)
             probe = self._probe
             assert probe is not None  # set by the module's pass or by _base_pass
-            if probe.ndim == 2:
-                gradient = network_importance_from_shift(scores, probe, self.create_graph)
-            else:
-                gradient = network_importance(scores, probe, self.create_graph)
+            gradient = probe_gradient(scores, probe, self.create_graph)
             return gradient if self._probe_rows is None else gradient[self._probe_rows]
         if method is None:
             raise ValueError("this grounding context has no importance method and no probe")
