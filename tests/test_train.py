@@ -56,6 +56,8 @@ def test_baseline_trains_tests_and_writes_results(baseline: dict[str, Any]) -> N
         "easyvqa_cp_attn_align",
         "easyvqa_cp_hint_random",
         "easyvqa_cp_hint_one_minus",
+        "easyvqa_cp_scr",
+        "easyvqa_cp_visfis",
     ],
 )
 def test_every_finetune_experiment_runs_from_the_baseline(
