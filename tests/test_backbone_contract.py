@@ -81,17 +81,20 @@ def test_a_backbone_without_attention_or_shift_trains_with_hint() -> None:
         loss = module.training_step(data, 0)
     features = data["features"].clone().requires_grad_(True)
     logits, _ = module.net(features, data["boxes"], data["question_tokens"], data["proposal_mask"])
-    alpha = network_importance(logits.gather(1, data["targets"].argmax(1, keepdim=True))[:, 0], features)
-    expected = soft_target_bce(logits, data["targets"]) + 2.0 * hint_ranking_loss(
-        alpha, data["human_importance"], data["proposal_mask"]
-    ).mean()
+    alpha = network_importance(
+        logits.gather(1, data["targets"].argmax(1, keepdim=True))[:, 0], features
+    )
+    expected = (
+        soft_target_bce(logits, data["targets"])
+        + 2.0 * hint_ranking_loss(alpha, data["human_importance"], data["proposal_mask"]).mean()
+    )
     torch.testing.assert_close(loss, expected)
 
 
 def test_attention_objective_on_a_backbone_without_attention_is_refused() -> None:
-    with pytest.raises(ValueError, match="objective attn_align needs the backbone's attention"):
+    with pytest.raises(ValueError, match=r"objective attn_align needs the backbone's attention"):
         vqa_module(functools.partial(PooledVQA), objective=AttnAlignObjective())
-    with pytest.raises(ValueError, match="objective attn_align .* backbone PatchMLP returns none"):
+    with pytest.raises(ValueError, match=r"objective attn_align .* backbone PatchMLP returns none"):
         ClassificationModule(
             PatchMLP(num_proposals=4, feature_dim=2, num_classes=3),
             object(),
@@ -113,7 +116,7 @@ class NeedsWrongAnswers(GroundingObjective):
 
 def test_an_objective_needing_wrong_answers_is_refused_for_captioning() -> None:
     info = CaptionDataInfo(("<pad>", "<bos>", "<eos>", "<unk>", "dog"), 4, 3)
-    with pytest.raises(ValueError, match="objective compare .* task captioning has no wrong"):
+    with pytest.raises(ValueError, match=r"objective compare .* task captioning has no wrong"):
         CaptionModule(
             functools.partial(UpDnCaptioner, embedding_dim=2, hidden_dim=2, attention_dim=2),
             info,
@@ -129,12 +132,12 @@ def test_an_objective_needing_wrong_answers_is_refused_for_captioning() -> None:
 
 
 def test_unknown_importance_methods_list_the_available_ones() -> None:
-    with pytest.raises(ValueError, match=r"model.train_importance: unknown importance method 'nope'.*gradient"):
+    with pytest.raises(
+        ValueError, match=r"model.train_importance: unknown importance method 'nope'.*gradient"
+    ):
         vqa_module(functools.partial(PooledVQA), train_importance="nope")
-    with pytest.raises(ValueError, match="model.eval_importance=gradient: .*unexpected keyword"):
-        vqa_module(
-            functools.partial(PooledVQA), eval_importance={"name": "gradient", "steps": 3}
-        )
+    with pytest.raises(ValueError, match=r"model.eval_importance=gradient: .*unexpected keyword"):
+        vqa_module(functools.partial(PooledVQA), eval_importance={"name": "gradient", "steps": 3})
 
 
 def test_declared_capabilities() -> None:
@@ -154,7 +157,9 @@ def all_masked_cases() -> list[tuple[str, nn.Module, tuple[Any, ...]]]:
     tokens = torch.tensor([[2, 3], [3, 0]])
     mask = torch.tensor([[True, False, True], [False, False, False]])
     updn = UpDnVQA(5, 3, feature_dim=4, embedding_dim=2, hidden_dim=3, classifier_dim=4)
-    transformer = TransformerVQA(5, 3, feature_dim=4, embedding_dim=2, hidden_dim=4, layers=1, heads=2)
+    transformer = TransformerVQA(
+        5, 3, feature_dim=4, embedding_dim=2, hidden_dim=4, layers=1, heads=2
+    )
     captioner = UpDnCaptioner(6, feature_dim=4, embedding_dim=2, hidden_dim=3, attention_dim=2)
     captions = torch.tensor([[1, 4, 5], [1, 5, 0]])
     return [
@@ -164,7 +169,9 @@ def all_masked_cases() -> list[tuple[str, nn.Module, tuple[Any, ...]]]:
     ]
 
 
-@pytest.mark.parametrize("name, net, args", all_masked_cases(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "name, net, args", all_masked_cases(), ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_a_row_with_every_proposal_masked_has_zero_attention_and_finite_gradients(
     name: str, net: nn.Module, args: tuple[Tensor, ...]
 ) -> None:

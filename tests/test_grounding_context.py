@@ -164,7 +164,7 @@ def test_random_importance_control_works_with_every_objective(objective: Any) ->
 
 
 def toy_context(logits: torch.Tensor, targets: torch.Tensor) -> GroundingContext:
-    rows, classes = logits.shape
+    rows = logits.shape[0]
     return GroundingContext(
         proposals=torch.zeros(rows, 2, 1),
         proposal_mask=torch.ones(rows, 2, dtype=torch.bool),

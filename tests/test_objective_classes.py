@@ -104,7 +104,9 @@ def test_functional_cores_accept_zero_one_masks(inputs: dict) -> None:
         attention_alignment_loss(attention, human, mask),
     )
     old = GroundingInputs(human, float_mask(mask), attention, alpha)
-    torch.testing.assert_close(HintObjective()(old), HintObjective()(context(alpha, human, mask, attention)))
+    torch.testing.assert_close(
+        HintObjective()(old), HintObjective()(context(alpha, human, mask, attention))
+    )
 
 
 def test_a_mask_with_other_numbers_is_one_clear_error(inputs: dict) -> None:
@@ -138,11 +140,17 @@ INFO = VQADataInfo(tuple("abcdef"), ("<pad>", "<unk>", "x", "y", "z"), 5, 8, "to
 def vqa_module(objective: GroundingObjective) -> VQAModule:
     torch.manual_seed(0)
     net = functools.partial(
-        UpDnVQA, embedding_dim=4, hidden_dim=8, classifier_dim=8,
-        attention_dropout=0.0, classifier_dropout=0.0,
+        UpDnVQA,
+        embedding_dim=4,
+        hidden_dim=8,
+        classifier_dim=8,
+        attention_dropout=0.0,
+        classifier_dropout=0.0,
     )
     optimizer = functools.partial(torch.optim.SGD, lr=0.1)
-    return VQAModule(net, INFO, optimizer, objective=objective, decision_score="all_answers").double()
+    return VQAModule(
+        net, INFO, optimizer, objective=objective, decision_score="all_answers"
+    ).double()
 
 
 def vqa_batch() -> dict[str, torch.Tensor]:
@@ -193,12 +201,22 @@ def test_scr_objective_is_the_functional_core() -> None:
     gt = network_importance(positive_answers_logit_sum(logits, data["targets"]), features)
     answers = scr_bucket_answers(logits.detach(), bucket=2)
     bucket = torch.stack(
-        [network_importance(logits.gather(1, answers[:, k : k + 1])[:, 0], features) for k in (0, 1)],
+        [
+            network_importance(logits.gather(1, answers[:, k : k + 1])[:, 0], features)
+            for k in (0, 1)
+        ],
         dim=1,
     )
     terms = scr_losses(
-        logits, data["targets"], gt, bucket, data["human_importance"], answers,
-        num_sub=3, influence_weight=3.0, compare_weight=50.0,
+        logits,
+        data["targets"],
+        gt,
+        bucket,
+        data["human_importance"],
+        answers,
+        num_sub=3,
+        influence_weight=3.0,
+        compare_weight=50.0,
     )
     expected = 2.0 * sum(terms.public())
     assert expected.item() > 0
@@ -218,8 +236,13 @@ def test_visfis_objective_is_the_functional_core() -> None:
         return module.net(proposals, boxes, tokens, mask)[0]
 
     losses = visfis_losses(
-        forward_fn, data["features"].detach(), data["targets"], importance,
-        data["human_importance"], 0.5, data["proposal_mask"],
+        forward_fn,
+        data["features"].detach(),
+        data["targets"],
+        importance,
+        data["human_importance"],
+        0.5,
+        data["proposal_mask"],
     )
     expected = 1.5 * visfis_total(losses, PUBLISHED_WEIGHTS["updn_hat"])
     torch.testing.assert_close(term, expected)

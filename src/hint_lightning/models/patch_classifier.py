@@ -1,9 +1,10 @@
 """A small classifier over image patches (proposals), for HINT beyond VQA.
 
 An MLP over the flattened ``[N, D]`` proposals, as in Ross et al. (2017), who used two hidden
-layers on MNIST. It has no attention, ignores proposal masks and offers no proposal shift: gradient importance
-takes the reference path (the gradient with respect to the ``[B, N, D]`` proposal features), and
-methods or objectives that need attention or masking are refused at start-up.
+layers on MNIST. It has no attention, ignores proposal masks and offers no proposal shift:
+gradient importance takes the reference path (the gradient with respect to the ``[B, N, D]``
+proposal features), and methods or objectives that need attention or masking are refused at
+start-up.
 """
 
 from __future__ import annotations

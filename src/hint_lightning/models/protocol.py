@@ -104,9 +104,7 @@ class BackboneCapabilities:
 
     def offers(self) -> frozenset[str]:
         """The capability names offered (``shift``, ``mask``, ``attention``)."""
-        return frozenset(
-            name for name in ("shift", "mask", "attention") if getattr(self, name)
-        )
+        return frozenset(name for name in ("shift", "mask", "attention") if getattr(self, name))
 
 
 def capabilities(net: Any, *, mask: bool = True, attention: bool = True) -> BackboneCapabilities:
@@ -141,4 +139,3 @@ def load_word_embeddings(net: nn.Module, vectors: Tensor) -> bool:
         encoder.initialize_embeddings(vectors)
         return True
     return False
-

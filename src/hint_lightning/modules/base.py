@@ -322,8 +322,11 @@ class GroundedModule(pl.LightningModule):
             self.log("train/loss_grounding", value, batch_size=size)
             for name, _ in self.objectives.items():
                 term = terms.get(name)
-                self.log(f"train/loss_{name}", 0.0 if term is None else float(term.detach()),
-                         batch_size=size)
+                self.log(
+                    f"train/loss_{name}",
+                    0.0 if term is None else float(term.detach()),
+                    batch_size=size,
+                )
             hinted = int(rows.has_importance.sum()) if terms else 0
             extra.setdefault("hinted_frac", hinted / max(size, 1))
             for name, value in logs.items():

@@ -201,7 +201,9 @@ class CaptionTask(Task):
             )
             rows = torch.arange(proposals.shape[0], device=proposals.device)
             step = inputs["step"]
-            return PassOutput(logits[rows, step], None if attention is None else attention[rows, step])
+            return PassOutput(
+                logits[rows, step], None if attention is None else attention[rows, step]
+            )
 
         def passes() -> BackbonePasses:
             captured = {"boxes": decisions.boxes, "words": decisions.inputs, "step": decisions.step}
@@ -237,7 +239,10 @@ class CaptionTask(Task):
             return {}
         size = self.batch_size(batch)
         captions = torch.unique(batch[C.DECISION_ROW]).numel()
-        return {"hinted_frac": captions / max(size, 1), "decisions": float(len(rows.has_importance))}
+        return {
+            "hinted_frac": captions / max(size, 1),
+            "decisions": float(len(rows.has_importance)),
+        }
 
     # ---------------------------------------------------------------- evaluation
     def has_grounding(self, batch: Mapping[str, Tensor]) -> bool:

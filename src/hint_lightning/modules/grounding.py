@@ -71,9 +71,7 @@ def method_capabilities(caps: BackboneCapabilities, fast_importance: bool = True
     return offered
 
 
-def probe_kind(
-    method: Any, caps: BackboneCapabilities, fast_importance: bool = True
-) -> str | None:
+def probe_kind(method: Any, caps: BackboneCapabilities, fast_importance: bool = True) -> str | None:
     """The probe the base pass carries for ``method``: ``"shift"`` (the exact fast path),
     ``"features"`` (the reference path: gradient with respect to ``[B, N, D]``), or None
     (not a single-pass method: importance runs extra passes)."""

@@ -269,4 +269,3 @@ def broadcast_object(value: Any) -> Any:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
     return value
-

@@ -10,7 +10,8 @@ From the command line (``conf/train.yaml``): ``objective=<name>`` chooses one ob
 before; ``+objective@objectives.<name>=<name>`` adds any objective of the ``objective`` group
 under ``objectives.<name>`` (any number, each with its own ``objectives.<name>.weight``)::
 
-    python -m hint_lightning.train objective=hint +objective@objectives.rrr=rrr objectives.rrr.weight=0.5
+    python -m hint_lightning.train objective=hint \\
+        +objective@objectives.rrr=rrr objectives.rrr.weight=0.5
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ class VisFISObjective(GroundingObjective):
             needs.add("mask")
         return frozenset(needs)
 
-    def _forward(self, ctx: GroundingContext):  # noqa: ANN202  (a ForwardFn)
+    def _forward(self, ctx: GroundingContext):
         return lambda proposals, mask: ctx.forward(proposals, mask).logits
 
     def terms(self, ctx: GroundingContext) -> dict[str, Tensor]:
