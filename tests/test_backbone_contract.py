@@ -187,3 +187,72 @@ def test_a_row_with_every_proposal_masked_has_zero_attention_and_finite_gradient
     assert torch.isfinite(gradient).all()
     for parameter in net.parameters():
         assert parameter.grad is None or torch.isfinite(parameter.grad).all()
+
+
+def test_a_method_the_backbone_cannot_serve_is_refused_naming_objective_method_and_capability() -> (
+    None
+):
+    patch = functools.partial(PatchMLP, hidden_dim=4)
+    info = type("Info", (), {"num_proposals": 4, "feature_dim": 2, "num_classes": 3})()
+    optimizer = functools.partial(torch.optim.SGD, lr=0.1)
+    with pytest.raises(
+        ValueError, match=r"objective hint .*LeaveOneOut\(replacement='drop'\).*mask"
+    ):
+        ClassificationModule(
+            patch, info, optimizer, objective=HintObjective(), train_importance="leave_one_out"
+        )
+    with pytest.raises(ValueError, match=r"model.eval_importance=Attention\(\).*attention"):
+        ClassificationModule(patch, info, optimizer, eval_importance="attention")
+    # zeros instead of dropping needs no mask: accepted
+    ClassificationModule(
+        patch,
+        info,
+        optimizer,
+        objective=HintObjective(),
+        train_importance={"name": "leave_one_out", "replacement": "zeros"},
+    )
+
+
+@pytest.mark.parametrize("method", ["input_x_gradient", "attention", "leave_one_out"])
+def test_hint_trains_with_any_importance_method(method: str) -> None:
+    """The HINT term with another training method is the ranking loss of that method's
+    importance of the ground truth (computed here through its own forward function)."""
+    from hint_lightning.importance import DecisionFunction, get_method
+    from hint_lightning.importance.replacement import tile_batch
+
+    net = functools.partial(
+        UpDnVQA,
+        embedding_dim=2,
+        hidden_dim=3,
+        classifier_dim=4,
+        attention_dropout=0.0,
+        classifier_dropout=0.0,
+    )
+    module = vqa_module(net, objective=HintObjective(1.0), train_importance=method)
+    data = batch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = module.training_step(data, 0)
+    tokens, boxes, targets = data["question_tokens"], data["boxes"], data["targets"]
+
+    def outputs(proposals: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        rows = proposals.shape[0]
+        return module.net(proposals, tile_batch(boxes, rows), tile_batch(tokens, rows), mask)
+
+    def score(proposals: Tensor, mask: Tensor) -> Tensor:
+        logits, _ = outputs(proposals, mask)
+        truth = tile_batch(targets, logits.shape[0]).argmax(1, keepdim=True)
+        return logits.gather(1, truth)[:, 0]
+
+    fn = DecisionFunction(score, attention=lambda p, m: outputs(p, m)[1])
+    importance = get_method(method).attribute(
+        fn, data["features"], data["proposal_mask"], create_graph=True
+    )
+    logits, _ = outputs(data["features"], data["proposal_mask"])
+    expected = (
+        soft_target_bce(logits, targets)
+        + hint_ranking_loss(importance, data["human_importance"], data["proposal_mask"]).mean()
+    )
+    torch.testing.assert_close(loss, expected)
+    (grad,) = torch.autograd.grad(loss, module.net.classifier[0].bias)
+    assert torch.isfinite(grad).all()
