@@ -78,7 +78,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"the answer vocabulary of the data ({datamodule.info.name}) differs from the one "
             f"{cfg.ckpt_path} was trained with: evaluate it on the data it was trained for"
         )
-    model = instantiate(run_cfg.model, _partial_=True)(objective=None, data_info=stored_info)
+    # Overrides of the stored model config, e.g. another importance method for the grounding
+    # metrics: +model.eval_importance=integrated_gradients
+    model_cfg = OmegaConf.merge(run_cfg.model, cfg.get("model") or {})
+    model = instantiate(model_cfg, _partial_=True)(objective=None, data_info=stored_info)
     load_weights(model, cfg.ckpt_path)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=[]

@@ -354,9 +354,10 @@ class GroundedModule(pl.LightningModule):
         method = self.eval_method if method is None else method
         rows = self.task.grounding_rows(self.net, batch, training=False)
         kind = probe_kind(method, self.caps, self.fast_importance) if with_importance else None
-        grad = torch.enable_grad() if with_importance else nullcontext()
-        with grad:
+        probed = kind is not None and rows.in_main_pass
+        with torch.enable_grad() if probed else torch.no_grad():
             outputs, attention, probe = self._probed_pass(batch, rows, kind)
+        with torch.enable_grad() if with_importance else nullcontext():
             importance = row_attention = None
             if with_importance and len(rows.has_importance):
                 ctx = self._context(rows, outputs, attention, probe, kind, method, False)
