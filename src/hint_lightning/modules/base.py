@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -37,22 +36,18 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from hint_lightning.metrics.grounding import GroundingCorrelation, MisgroundedRate
-from hint_lightning.models.protocol import load_word_embeddings
 from hint_lightning.modules.grounding import (
     check_grounding,
     probe_kind,
     resolve_importance,
 )
+from hint_lightning.modules.lifecycle import CHECKPOINT_KEY, ModuleLifecycle
 from hint_lightning.modules.task import GroundingRows, Task
 from hint_lightning.objectives.base import GroundingObjective
 from hint_lightning.objectives.combination import ObjectiveSet, total
 from hint_lightning.objectives.context import GROUND_TRUTH, GroundingContext, PassOutput
-from hint_lightning.utils.rng import restore_rng_state, rng_state
 
 __all__ = ["CHECKPOINT_KEY", "Explained", "GroundedModule"]
-
-CHECKPOINT_KEY = "hint_lightning"
-"""Checkpoint entry holding the run's resolved config, the data info and the RNG states."""
 
 ObjectiveArg = GroundingObjective | Mapping[str, GroundingObjective] | ObjectiveSet | None
 
@@ -84,7 +79,7 @@ class Explained:
         self.row_attention = row_attention
 
 
-class GroundedModule(pl.LightningModule):
+class GroundedModule(ModuleLifecycle, pl.LightningModule):
     """Training and evaluation of a backbone with grounding objectives, for one task.
 
     Args:
@@ -167,65 +162,6 @@ class GroundedModule(pl.LightningModule):
     def objective(self) -> ObjectiveSet | None:
         """The grounding objectives (the older name)."""
         return self.objectives
-
-    def initialize_from_data(self, datamodule: Any) -> bool:
-        """Load the datamodule's word vectors (``word_vectors_path``) into the backbone.
-
-        Returns:
-            Whether vectors were loaded (the path exists and the backbone has the hook).
-        """
-        import numpy as np
-
-        path = getattr(datamodule, "word_vectors_path", None)
-        if not path or not self.caps.word_embeddings:
-            return False
-        return load_word_embeddings(self.net, torch.from_numpy(np.load(path)))
-
-    def check_precision(self, precision: str) -> None:
-        """Refuse float16 mixed precision when an objective differentiates importance.
-
-        Lightning scales only the returned loss for float16; the inner ``autograd.grad`` of the
-        importance would run unscaled and underflow. bfloat16 has float32's range.
-
-        Raises:
-            ValueError: for ``16-mixed`` / ``16`` / ``16-true`` with such an objective.
-        """
-        needs = self.objectives is not None and "importance" in self.objectives.requires
-        if needs and str(precision) in ("16-mixed", "16", "16-true"):
-            names = ", ".join(name for name, _ in self.objectives.items())  # type: ignore[union-attr]
-            raise ValueError(
-                f"precision={precision} is refused with objective(s) {names}: float16 needs "
-                "the inner gradient of the network importance scaled and unscaled by hand "
-                "(Lightning scales only the final loss). Use trainer.precision=bf16-mixed (same "
-                "speed on recent GPUs, no scaling needed) or 32-true."
-            )
-
-    def on_fit_start(self) -> None:
-        """Check the precision before the first step."""
-        self.check_precision(str(self.trainer.precision))
-
-    def configure_optimizers(self) -> Any:
-        """Build the optimizer (and scheduler) from the configured factories."""
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the run config, the data info (evaluation needs only the file) and RNG states."""
-        info = self.data_info
-        checkpoint[CHECKPOINT_KEY] = {
-            "config": self.run_config,
-            "data_info": asdict(info) if is_dataclass(info) else dict(vars(info)),
-            "rng": rng_state(),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the random generators, so a resumed run continues exactly (dropout...)."""
-        payload = checkpoint.get(CHECKPOINT_KEY) or {}
-        if payload.get("rng"):
-            restore_rng_state(payload["rng"])
 
     # ------------------------------------------------------------------ passes and contexts
     def _probed_pass(
