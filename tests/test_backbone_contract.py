@@ -256,3 +256,24 @@ def test_hint_trains_with_any_importance_method(method: str) -> None:
     torch.testing.assert_close(loss, expected)
     (grad,) = torch.autograd.grad(loss, module.net.classifier[0].bias)
     assert torch.isfinite(grad).all()
+
+
+def test_checkpoints_keep_the_net_prefix_layout() -> None:
+    """Checkpoints written before the toolkit load as they are: the state dict holds the
+    backbone under ``net.`` and nothing else (objectives and metrics keep no state in it)."""
+    vqa = vqa_module(
+        functools.partial(UpDnVQA, embedding_dim=2, hidden_dim=3, classifier_dim=4),
+        objective={"hint": HintObjective(), "attn": AttnAlignObjective()},
+    )
+    info = CaptionDataInfo(("<pad>", "<bos>", "<eos>", "<unk>", "dog"), 4, 3)
+    caption = CaptionModule(
+        functools.partial(UpDnCaptioner, embedding_dim=2, hidden_dim=2, attention_dim=2),
+        info,
+        functools.partial(torch.optim.SGD, lr=0.1),
+        objective=HintObjective(),
+        scorer="tokenized",
+    )
+    for module in (vqa, caption):
+        keys = module.state_dict()
+        assert {key.split(".")[0] for key in keys} == {"net"}
+        assert {f"net.{key}" for key in module.net.state_dict()} == set(keys)
