@@ -86,7 +86,7 @@ def test_learns_a_toy_task_with_hint_on() -> None:
     """The answer is the class of the one bright proposal; HINT's human importance points at
     it. A few hundred Adam steps reach a high accuracy and a falling ranking loss."""
     generator = torch.Generator().manual_seed(0)
-    count, slots, dim = 256, 4, 6
+    count, slots, dim = 128, 4, 6
     position = torch.randint(0, slots, (count,), generator=generator)
     answer = torch.randint(0, 3, (count,), generator=generator)
     features = 0.1 * torch.randn(count, slots, dim, generator=generator)
@@ -118,7 +118,7 @@ def test_learns_a_toy_task_with_hint_on() -> None:
     losses = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for _ in range(150):
+        for _ in range(100):
             optimizer.zero_grad()
             loss = module.training_step(batch, 0)
             loss.backward()
