@@ -185,7 +185,9 @@ class CaptionModule(GroundedModule):
         ctx = self._context(rows, attention, attention, None, kind, self.train_method, True)
         terms = self.objectives.terms(ctx)
         loss = total(terms, zero)
-        return GroundingTerm(loss, len(rows.has_importance), logs={"loss_grounding": float(loss)})
+        return GroundingTerm(
+            loss, len(rows.has_importance), logs={"loss_grounding": float(loss.detach())}
+        )
 
     def decision_importance(
         self, batch: Mapping[str, Tensor]
