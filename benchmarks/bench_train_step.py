@@ -14,14 +14,21 @@ under ``torch.autocast(bfloat16)`` when CUDA is available. :func:`run` also take
 the batch size, the precision and the configurations explicitly (``make gpu-check`` measures
 bf16 and fp32 at batch 512 through it).
 
-Configurations (one shared network and optimizer, one ``VQAModule`` per configuration):
+Configurations (one shared network and optimizer, one ``VQAModule`` per configuration; the
+objectives with their YAML defaults, RRR with ``threshold=0.5``):
 
 * ``none``: no objective (plain UpDn);
-* ``hint_fast_all``: HINT, every sample hinted, network importance through the proposal shift;
+* ``hint_fast_all``: HINT, every sample hinted, network importance through the proposal shift
+  (``Gradient``, the default training method, from the step's own forward pass);
 * ``hint_fast_10pct``: the same with 10% of the samples hinted (VQA-HAT covers about 9%);
 * ``hint_no_importance``: HINT on a batch without any human importance (must cost ``none``);
 * ``hint_reference_all``: HINT, every sample hinted, gradient w.r.t. the ``[B, N, D]`` features;
-* ``attn_align``: attention alignment (KL), every sample hinted.
+* ``attn_align``: attention alignment (KL), every sample hinted;
+* ``rrr_all``, ``scr_all``, ``visfis_all``, ``energy_all``: each other objective, every sample
+  hinted (SCR: 4 more gradients of the same pass; VisFIS: one extra forward of ``2B`` rows);
+* ``hint_rrr_all``: HINT and RRR together (one shared importance);
+* ``<objective>_no_importance``: each objective on a batch without human importance (every one
+  must cost ``none``: no probe, no extra pass, no double backward).
 
 They are timed in one process, round-robin (each round visits every configuration, starting
 one further each round), after warm-up rounds: median and IQR milliseconds, the ratio of each
@@ -74,23 +81,29 @@ class Config:
     """One measured training configuration.
 
     Attributes:
-        objective: ``None``, ``"hint"`` or ``"attn_align"``.
+        objectives: the objectives' names (``conf/objective``); empty: plain training.
         fast_importance: ``VQAModule(fast_importance=...)``.
         hinted_fraction: share of the batch with human importance.
     """
 
-    objective: str | None
+    objectives: tuple[str, ...]
     fast_importance: bool
     hinted_fraction: float
 
 
+OBJECTIVES = ("hint", "attn_align", "rrr", "scr", "visfis", "energy")
+"""Every objective that ships, each measured on a batch without human importance."""
+
 CONFIGS: dict[str, Config] = {
-    "none": Config(None, True, 0.1),
-    "hint_fast_all": Config("hint", True, 1.0),
-    "hint_fast_10pct": Config("hint", True, 0.1),
-    "hint_no_importance": Config("hint", True, 0.0),
-    "hint_reference_all": Config("hint", False, 1.0),
-    "attn_align": Config("attn_align", True, 1.0),
+    "none": Config((), True, 0.1),
+    "hint_fast_all": Config(("hint",), True, 1.0),
+    "hint_fast_10pct": Config(("hint",), True, 0.1),
+    "hint_no_importance": Config(("hint",), True, 0.0),
+    "hint_reference_all": Config(("hint",), False, 1.0),
+    "attn_align": Config(("attn_align",), True, 1.0),
+    **{f"{name}_all": Config((name,), True, 1.0) for name in ("rrr", "scr", "visfis", "energy")},
+    "hint_rrr_all": Config(("hint", "rrr"), True, 1.0),
+    **{f"{name}_no_importance": Config((name,), True, 0.0) for name in OBJECTIVES[1:]},
 }
 """The measured configurations, by name."""
 
@@ -121,14 +134,24 @@ def build_net(seed: int = 0) -> torch.nn.Module:
     )
 
 
-def _objective(name: str | None) -> torch.nn.Module | None:
-    """The grounding objective of a configuration, with its default settings."""
+def _objectives(names: tuple[str, ...]) -> dict[str, torch.nn.Module] | None:
+    """The grounding objectives of a configuration, with their default settings."""
     from hint_lightning.objectives.attn_align import AttnAlignObjective
+    from hint_lightning.objectives.energy import EnergyObjective
     from hint_lightning.objectives.hint import HintObjective
+    from hint_lightning.objectives.rrr import RRRObjective
+    from hint_lightning.objectives.scr_objective import SCRObjective
+    from hint_lightning.objectives.visfis_objective import VisFISObjective
 
-    if name is None:
-        return None
-    return HintObjective(weight=1.0) if name == "hint" else AttnAlignObjective(weight=1.0)
+    builders = {
+        "hint": HintObjective,
+        "attn_align": AttnAlignObjective,
+        "rrr": functools.partial(RRRObjective, threshold=0.5),
+        "scr": SCRObjective,
+        "visfis": VisFISObjective,
+        "energy": EnergyObjective,
+    }
+    return {name: builders[name](weight=1.0) for name in names} or None
 
 
 def build_module(config: Config, net: torch.nn.Module) -> Any:
@@ -152,7 +175,7 @@ def build_module(config: Config, net: torch.nn.Module) -> Any:
         net,
         info,
         functools.partial(torch.optim.Adamax, lr=0.002),
-        objective=_objective(config.objective),
+        objective=_objectives(config.objectives),
         fast_importance=config.fast_importance,
     )
     module.log = _no_log
@@ -506,6 +529,9 @@ def run(
     dtype = dtype or default_dtype(device)
     warmup, rounds, memory_steps = (1, 2, 1) if quick else (5, 20, 2)
     names = names or list(CONFIGS)
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        raise SystemExit(f"unknown configurations {unknown}; choose from {', '.join(CONFIGS)}")
     start = time.perf_counter()
     bench = setup(names, batch_size, device, dtype)
     times = time_round_robin(bench, warmup, rounds)
@@ -554,13 +580,15 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run the benchmark (or one memory phase) and print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and profiles")
+    parser.add_argument("--configs", nargs="+", help="measure only these configurations")
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:
         _, batch_size, steps, dtype, *names = args.phase
         print_json(_phase_memory(names, int(batch_size), int(steps), dtype), compact=True)
     else:
-        print_json(run(args.quick))
+        names = ["none", *(c for c in args.configs if c != "none")] if args.configs else None
+        print_json(run(args.quick, names=names))
 
 
 if __name__ == "__main__":

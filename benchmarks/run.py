@@ -107,6 +107,23 @@ def _target(description: str, value: float, unit: str, passed: bool) -> dict[str
     return {"target": description, "measured": value, "unit": unit, "pass": bool(passed)}
 
 
+def _no_importance_target(result: dict[str, Any]) -> dict[str, Any]:
+    """Every objective's step on a batch without human importance within 10% of none."""
+    configs = result["train_step"]["configs"]
+    ratios = {
+        name.removesuffix("_no_importance"): config["ratio_to_none"]
+        for name, config in configs.items()
+        if name.endswith("_no_importance")
+    }
+    worst = max(ratios.values(), key=lambda ratio: abs(ratio - 1.0))
+    return _target(
+        "every objective's step on a batch without human importance within 10% of none",
+        worst,
+        "x none (worst)",
+        abs(worst - 1.0) <= 0.1,
+    ) | {"ratios": ratios}
+
+
 def targets(result: dict[str, Any]) -> dict[str, Any]:
     """Every target with its measured value and pass/fail (skipped where a section failed)."""
     checks: dict[str, Callable[[], dict[str, Any]]] = {
@@ -122,6 +139,16 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
                     "ratio_min_to_none"
                 ]
             }
+        ),
+        "no_importance_costs_none_every_objective": lambda: _no_importance_target(result),
+        "hint_fast_within_1_2x_none": lambda: (
+            _target(
+                "HINT step (Gradient, fast path, every sample hinted) <= 1.2x none (medians)",
+                ratio := result["train_step"]["configs"]["hint_fast_all"]["ratio_to_none"],
+                "x none",
+                ratio <= 1.2,
+            )
+            | {"ratio_min": result["train_step"]["configs"]["hint_fast_all"]["ratio_min_to_none"]}
         ),
         "vqa_accuracy_200k_questions": lambda: _target(
             "VQAAccuracy update + compute over 200,000 questions < 10 s",

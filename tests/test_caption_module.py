@@ -224,3 +224,15 @@ def test_tokenized_scorer_lowercases_and_drops_punctuation() -> None:
         score_results([{"image_id": 3, "caption": "a"}], references, "tokenized")
     with pytest.raises(ValueError, match="scorer"):
         score_results(results, references, "bleu")
+
+
+def test_grounding_gives_the_training_steps_term() -> None:
+    batch = make_batch()
+    module = make_module(HintObjective(weight=0.7))
+    loss = quietly(module.training_step, batch, 0)
+    _, attention = module.net(
+        batch[C.FEATURES], batch[C.BOXES], batch[C.CAPTION_INPUTS], batch[C.PROPOSAL_MASK]
+    )
+    term = module.grounding(batch, attention)
+    assert term.hinted == 3
+    torch.testing.assert_close(term.loss, loss - task_loss(module, batch))

@@ -14,7 +14,16 @@ from hint_lightning.utils.runtime import check_config
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 FINETUNES = {  # start from a baseline (decoy digits train from scratch)
-    name for name in EXPERIMENTS if not name.endswith("_updn") and not name.startswith("decoy_")
+    name
+    for name in EXPERIMENTS
+    if not name.endswith(("_updn", "_transformer")) and not name.startswith("decoy_")
+}
+OBJECTIVE_CLASSES = {
+    "hint": "HintObjective",
+    "attn_align": "AttnAlignObjective",
+    "rrr": "RRRObjective",
+    "scr": "SCRObjective",
+    "visfis": "VisFISObjective",
 }
 
 
@@ -40,8 +49,9 @@ def test_experiment_composes_and_resolves(experiment: str, tmp_path: Path) -> No
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
     assert trainer.max_epochs == cfg.trainer.max_epochs
     objective = instantiate(cfg.objective) if cfg.objective else None
-    if "hint" in experiment:
-        assert type(objective).__name__ == "HintObjective"
+    for name, cls in OBJECTIVE_CLASSES.items():
+        if experiment.endswith(f"_{name}") or f"_{name}_" in experiment:
+            assert type(objective).__name__ == cls
     if experiment in FINETUNES:
         assert cfg.finetune and cfg.data.hinted_only and cfg.test_ckpt == "last"
 
@@ -52,11 +62,55 @@ def test_finetune_without_baseline_is_a_clear_error(tmp_path: Path) -> None:
         check_config(cfg)
 
 
-@pytest.mark.parametrize("objective", ["none", "hint", "attn_align"])
+@pytest.mark.parametrize(
+    "objective", ["none", "hint", "attn_align", "rrr", "scr", "visfis", "energy"]
+)
 def test_objective_group(objective: str, tmp_path: Path) -> None:
     cfg = compose_train_config([f"objective={objective}"], output_dir=tmp_path)
     built = instantiate(cfg.objective) if cfg.objective else None
     assert (built is None) == (objective == "none")
+    if built is not None:
+        assert built.name == objective
+
+
+def test_several_objectives_from_the_command_line(tmp_path: Path) -> None:
+    from hint_lightning.train import build_objective
+
+    cfg = compose_train_config(
+        [
+            "experiment=easyvqa_cp_hint",
+            "init_from=baseline.ckpt",
+            "objective.weight=2",
+            "+objective@objectives.rrr=rrr",
+            "objectives.rrr.weight=0.5",
+            "+objective@objectives.energy=energy",
+        ],
+        output_dir=tmp_path,
+    )
+    built = build_objective(cfg)
+    assert {name: obj.weight for name, obj in built.items()} == {
+        "hint": 2.0,
+        "rrr": 0.5,
+        "energy": 1.0,
+    }
+
+
+def test_several_objectives_under_objective_is_a_clear_error(tmp_path: Path) -> None:
+    from hint_lightning.train import build_objective
+
+    cfg = compose_train_config(["objective=[hint,rrr]"], output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"\+objective@objectives.<name>=<name>"):
+        build_objective(cfg)
+
+
+@pytest.mark.parametrize("model", ["updn_vqa", "transformer_vqa", "updn_captioner"])
+def test_importance_methods_are_model_options(model: str, tmp_path: Path) -> None:
+    cfg = compose_train_config(
+        [f"model={model}", "model.eval_importance={name: gradient, use_shift: false}"],
+        output_dir=tmp_path,
+    )
+    assert cfg.model.train_importance == "gradient"
+    assert dict(cfg.model.eval_importance) == {"name": "gradient", "use_shift": False}
 
 
 @pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_cpu"])

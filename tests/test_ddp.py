@@ -1,5 +1,6 @@
 """DDP through the CLI (2 CPU processes): the same parameters as one process on the same global
-batch with the HINT term on, and evaluation that counts every question exactly once."""
+batch with two grounding objectives on (HINT and RRR, sharing one importance), and evaluation
+that counts every question exactly once."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ pytestmark = pytest.mark.slow
 
 EXACT = (
     "experiment=easyvqa_cp_hint",
+    "+objective@objectives.rrr=rrr",  # a second objective, its own weight
+    "objectives.rrr.weight=0.5",
+    "objectives.rrr.threshold=0.3",
     "data.shuffle=false",
     "data.batch_size=64",
     "model.net.classifier_dropout=0.0",
@@ -69,7 +73,7 @@ def baseline_ckpt(easyvqa_data_dir: Path, tmp_path_factory: pytest.TempPathFacto
     return out / "checkpoints" / "last.ckpt"
 
 
-def test_two_processes_reach_the_parameters_of_one_process_with_hint(
+def test_two_processes_reach_the_parameters_of_one_process_with_two_objectives(
     baseline_ckpt: Path, easyvqa_data_dir: Path, tmp_path: Path
 ) -> None:
     runs: dict[str, Any] = {}
@@ -85,13 +89,14 @@ def test_two_processes_reach_the_parameters_of_one_process_with_hint(
             cwd=tmp_path,
         )
         runs[name] = weights(out / "checkpoints" / "last.ckpt")
+        logged = json.loads((out / "metrics.json").read_text())
+        assert logged["train/loss_hint"] > 0 and logged["train/loss_rrr"] > 0, logged
     start = weights(baseline_ckpt)
     moved = max((runs["single"][k] - start[k]).abs().max().item() for k in start)
     assert moved > 1e-3  # the steps did change the weights
     for key, value in runs["single"].items():
         # Stated tolerance: float32 sums in another order (per-rank means, then all-reduce),
         # well below the distance the 3 steps moved the weights.
-        # Stated tolerance: float32 sums in another order (per-rank means, then all-reduce).
         torch.testing.assert_close(runs["ddp"][key], value, rtol=1e-4, atol=1e-6)
 
 

@@ -50,6 +50,8 @@ def test_baseline_trains_tests_and_writes_results(baseline: dict[str, Any]) -> N
         "easyvqa_cp_attn_align",
         "easyvqa_cp_hint_random",
         "easyvqa_cp_hint_one_minus",
+        "easyvqa_cp_scr",
+        "easyvqa_cp_visfis",
     ],
 )
 def test_every_finetune_experiment_runs_from_the_baseline(
@@ -94,6 +96,12 @@ def test_evaluate_reproduces_the_test_metrics_of_the_checkpoint(
     assert run_cfg.task_name == "easyvqa_cp_updn"
     results = json.loads(Path(metrics["results"]).read_text())
     assert len(results) > 0
+    # the grounding metrics with another importance method than the training run's
+    cfg.model = {"eval_importance": "input_x_gradient"}
+    cfg.trainer.default_root_dir = str(tmp_path / "ixg")
+    other = evaluate(cfg)
+    assert other["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert -1 <= other["test/rho"] <= 1 and other["test/rho"] != metrics["test/rho"]
 
 
 def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

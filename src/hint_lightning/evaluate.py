@@ -85,7 +85,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"differs from the one {cfg.ckpt_path} was trained with: evaluate it on the data "
             "it was trained for"
         )
-    model = build_model(run)
+    # Overrides of the stored model config, e.g. another importance method for the grounding
+    # metrics: model.eval_importance=integrated_gradients
+    model = build_model(run, cfg.get("model") or {})
     load_weights(model, cfg.ckpt_path, checkpoint)
     del checkpoint
     trainer: pl.Trainer = instantiate(

@@ -127,7 +127,15 @@ def build_datamodule(run: StoredRun, overrides: Mapping[str, Any] | None = None)
     return instantiate(data_cfg)
 
 
-def build_model(run: StoredRun) -> pl.LightningModule:
-    """The run's LightningModule with fresh weights (no objective); load them separately."""
+def build_model(run: StoredRun, overrides: Mapping[str, Any] | None = None) -> pl.LightningModule:
+    """The run's LightningModule with fresh weights (no objective); load them separately.
+
+    Args:
+        run: from :func:`read_run`.
+        overrides: options given on the command line, merged into the stored model config,
+            e.g. ``{"eval_importance": "integrated_gradients"}`` to judge another importance
+            method. The stored part is checked against the allow-list before the merge.
+    """
     check_stored_config(run.config.model, run.source, "model")
-    return _build_model(run.config.model, run.data_info, objective=None)
+    model_cfg = OmegaConf.merge(run.config.model, overrides or {})
+    return _build_model(model_cfg, run.data_info, objective=None)

@@ -44,9 +44,25 @@ register_resolvers()
 
 
 def build_objective(cfg: DictConfig) -> Any:
-    """The configured grounding objective, or None for ``objective=none``."""
-    node = cfg.get("objective")
-    return instantiate(node) if node else None
+    """The configured grounding objectives: ``objective`` (one; empty for ``objective=none``)
+    and the named ``objectives.<name>`` (``+objective@objectives.<name>=<name>``), combined
+    into one :class:`~hint_lightning.objectives.combination.ObjectiveSet` (None: plain training).
+    """
+    from hint_lightning.objectives.combination import ObjectiveSet
+
+    nodes = {"objective": cfg.get("objective")} if cfg.get("objective") else {}
+    nodes |= {f"objectives.{k}": v for k, v in (cfg.get("objectives") or {}).items()}
+    built = {}
+    for key, node in nodes.items():
+        try:
+            built[key] = instantiate(node)
+        except Exception as error:  # Hydra wraps the constructor's TypeError
+            raise ValueError(
+                f"{key} does not build ({error}); objective= takes one objective: add more "
+                "with +objective@objectives.<name>=<name>"
+            ) from None
+    single = built.pop("objective", None)
+    return ObjectiveSet.build(single, {k.split(".", 1)[1]: v for k, v in built.items()})
 
 
 def _read_start_checkpoints(cfg: DictConfig) -> dict[str, Any] | None:

@@ -46,3 +46,28 @@ class FCNet(nn.Module):
             direction = self.linear.weight[:, :shift_dims].sum(dim=1)
             pre_activation = pre_activation + shift.unsqueeze(-1) * direction
         return torch.relu(pre_activation)
+
+
+def masked_softmax(scores: Tensor, mask: Tensor | None, dim: int = -1) -> Tensor:
+    """Softmax over ``dim`` restricted to ``mask``; a row with nothing unmasked is all zeros.
+
+    Masked entries get the dtype's lowest finite value before the softmax, which gives them
+    exactly 0 whenever their row has an unmasked entry (the same numbers as ``-inf``), and a
+    finite uniform row otherwise, which the mask then zeroes: no NaN in the output or in its
+    gradient, even for a row whose every proposal is masked (importance methods and
+    faithfulness metrics remove every proposal of a row).
+
+    Args:
+        scores: ``[..., N]`` scores.
+        mask: bool, the shape of ``scores`` (True: keep), or None (keep everything).
+        dim: the dimension to normalize over.
+
+    Example:
+        >>> masked_softmax(torch.zeros(2, 2), torch.tensor([[True, True], [False, False]]))
+        tensor([[0.5000, 0.5000],
+                [0.0000, 0.0000]])
+    """
+    if mask is None:
+        return torch.softmax(scores, dim=dim)
+    filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    return torch.softmax(filled, dim=dim) * mask

@@ -1,8 +1,10 @@
 """A small classifier over image patches (proposals), for HINT beyond VQA.
 
 An MLP over the flattened ``[N, D]`` proposals, as in Ross et al. (2017), who used two hidden
-layers on MNIST. It has no attention and takes the reference path of the HINT mixin (the
-network importance is the gradient with respect to the ``[B, N, D]`` proposal features).
+layers on MNIST. It has no attention, ignores proposal masks and offers no proposal shift:
+gradient importance takes the reference path (the gradient with respect to the ``[B, N, D]``
+proposal features), and methods or objectives that need attention or masking are refused at
+start-up.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class PatchMLP(nn.Module):
     """
 
     supports_proposal_shift = False
+    supports_proposal_mask = False
+    returns_attention = False
 
     def __init__(
         self,

@@ -71,7 +71,7 @@ import torch
 from torch import Tensor, nn
 
 from hint_lightning.models.caption_decoding import beam_search, greedy_decode
-from hint_lightning.models.layers import weight_normed_linear
+from hint_lightning.models.layers import masked_softmax, weight_normed_linear
 from hint_lightning.text.tokens import BOS_INDEX, EOS_INDEX, PAD_INDEX
 from hint_lightning.text.tokens import CAPTION_UNK_INDEX as UNK_INDEX
 
@@ -165,7 +165,8 @@ class AdditiveAttention(nn.Module):
         mask: Tensor | None = None,
         shift: Tensor | None = None,
     ) -> Tensor:
-        """Attention weights ``[B, N]``; padded proposals (``mask`` False) get exactly 0.
+        """Attention weights ``[B, N]``; padded proposals (``mask`` False) get exactly 0, and a
+        row whose proposals are all masked gets all zeros.
 
         ``shift [B, N]`` is added to every feature of every proposal, exactly and without
         forming the shifted tensor: ``W_v (v_i + t_i 1) = W_v v_i + t_i W_v 1``.
@@ -175,9 +176,7 @@ class AdditiveAttention(nn.Module):
             projected = projected + shift.unsqueeze(-1) * direction
         hidden = self.hidden_proj(hidden).unsqueeze(1)
         scores = self.score(torch.tanh(projected + hidden)).squeeze(-1)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        return torch.softmax(scores, dim=1)
+        return masked_softmax(scores, mask, dim=1)
 
 
 def _masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
@@ -214,6 +213,10 @@ class UpDnCaptioner(nn.Module):
 
     supports_proposal_shift = True
     """The forward pass accepts ``proposal_shift`` (fast, exact network importance)."""
+    supports_proposal_mask = True
+    """``proposal_mask`` switches proposals off (an all-masked row is legal: zero attention)."""
+    returns_attention = True
+    """``forward`` returns the attention weights of every step."""
 
     def __init__(
         self,

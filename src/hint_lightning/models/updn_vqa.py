@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from hint_lightning.models.layers import FCNet, weight_normed_linear
+from hint_lightning.models.layers import FCNet, masked_softmax, weight_normed_linear
 
 
 class VQAOutput(NamedTuple):
@@ -94,7 +94,8 @@ class TopDownAttention(nn.Module):
         shift: Tensor | None = None,
         shift_dims: int | None = None,
     ) -> Tensor:
-        """Attention weights ``[B, N]``; padded proposals (``mask`` False) get exactly 0.
+        """Attention weights ``[B, N]``; padded proposals (``mask`` False) get exactly 0, and a
+        row whose proposals are all masked gets all zeros (see :func:`masked_softmax`).
 
         ``shift [B, N]`` is added to the first ``shift_dims`` features of every proposal
         (exactly, without forming the shifted tensor; see :class:`FCNet`).
@@ -102,9 +103,7 @@ class TopDownAttention(nn.Module):
         projected = self.proposal_proj(proposals, shift, shift_dims)
         joint = projected * self.question_proj(question).unsqueeze(1)
         scores = self.score(self.dropout(joint)).squeeze(-1)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        return torch.softmax(scores, dim=1)
+        return masked_softmax(scores, mask)
 
 
 class UpDnVQA(nn.Module):
@@ -124,6 +123,10 @@ class UpDnVQA(nn.Module):
 
     supports_proposal_shift = True
     """The forward pass accepts ``proposal_shift`` (fast, exact network importance)."""
+    supports_proposal_mask = True
+    """``proposal_mask`` switches proposals off (an all-masked row is legal: zero attention)."""
+    returns_attention = True
+    """``forward`` returns the top-down attention weights."""
 
     def __init__(
         self,
@@ -150,6 +153,10 @@ class UpDnVQA(nn.Module):
             nn.Dropout(classifier_dropout),
             weight_normed_linear(classifier_dim, num_answers),
         )
+
+    def initialize_word_embeddings(self, vectors: Tensor) -> None:
+        """Copy pre-trained word vectors ``[vocab_size, embedding_dim]`` (GloVe) in."""
+        self.question_encoder.initialize_embeddings(vectors)
 
     def forward(
         self,

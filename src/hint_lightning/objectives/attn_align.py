@@ -10,13 +10,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hint_lightning.objectives.base import GroundingInputs, GroundingObjective
+from hint_lightning.objectives.base import GroundingObjective
+from hint_lightning.objectives.context import GroundingContext
+from hint_lightning.utils.masks import as_proposal_mask
 
 
 def normalized_human_importance(
     human_importance: Tensor, proposal_mask: Tensor | None = None
 ) -> Tensor:
     """Human importance as a distribution over real proposals ``[B, N]``; NaN rows sum to 0."""
+    proposal_mask = as_proposal_mask(proposal_mask, human_importance.shape)
     weights = human_importance.clamp(min=0)
     if proposal_mask is not None:
         weights = weights * proposal_mask
@@ -34,7 +37,7 @@ def attention_alignment_loss(
     Args:
         attention: ``[B, N]`` attention weights (rows sum to 1).
         human_importance: ``[B, N]`` human importance (non-negative).
-        proposal_mask: ``[B, N]`` bool, False for padded proposals.
+        proposal_mask: ``[B, N]`` bool (or 0/1), False for padded proposals.
         kind: ``"kl"`` for KL(human || attention) or ``"mse"`` for the squared error summed
             over proposals.
 
@@ -59,13 +62,19 @@ def attention_alignment_loss(
 
 
 class AttnAlignObjective(GroundingObjective):
-    """Attention alignment with human importance.
+    """Attention alignment with human importance (the HINT paper's "Attn. Align" baseline).
+
+    It reads the backbone's attention weights (``ctx.attention``): a backbone without
+    attention is refused at start-up.
 
     Args:
         weight: lambda.
         kind: ``"kl"`` or ``"mse"``, see :func:`attention_alignment_loss`.
         random_importance_per_batch: see :class:`GroundingObjective`.
     """
+
+    name = "attn_align"
+    needs_attention = True
 
     def __init__(
         self, weight: float = 1.0, kind: str = "kl", random_importance_per_batch: bool = False
@@ -75,12 +84,12 @@ class AttnAlignObjective(GroundingObjective):
             raise ValueError(f"unknown attention alignment loss {kind!r}: use 'kl' or 'mse'")
         self.kind = kind
 
-    def sample_losses(self, inputs: GroundingInputs) -> Tensor:
-        """Per-sample alignment losses ``[H]``."""
-        if inputs.attention is None:
+    def sample_losses(self, ctx: GroundingContext) -> Tensor:
+        """Per-row alignment losses ``[H]``."""
+        if ctx.attention is None:
             raise ValueError("AttnAlignObjective needs the model's attention weights")
         return attention_alignment_loss(
-            inputs.attention, inputs.human_importance, inputs.proposal_mask, self.kind
+            ctx.attention, ctx.human_importance, ctx.proposal_mask, self.kind
         )
 
     def extra_repr(self) -> str:

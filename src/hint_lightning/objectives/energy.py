@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hint_lightning.objectives.base import GroundingObjective
+from hint_lightning.objectives.context import GroundingContext
 from hint_lightning.utils.masks import as_proposal_mask
 
 SMALL_ENERGY = 1e-7
@@ -84,3 +86,49 @@ def energy_loss(
     if reduction == "sum":
         return defined.sum()
     return defined.mean() if defined.numel() else losses.new_zeros(())
+
+
+class EnergyObjective(GroundingObjective):
+    """Model-Guidance's energy loss (Rao et al., ICCV 2023) over the context.
+
+    ``weight * energy_loss(ctx.importance(), h, threshold, mask, reduction)`` on the rows with
+    human importance: one minus the share of the ground-truth decision's positive importance
+    that falls on the human-important proposals (``h > threshold``). No extra forward pass.
+
+    Args:
+        weight: lambda (Model-Guidance's ``--localization_loss_lambda``; README example 1e-3
+            with ``reduction="sum"``).
+        threshold: proposals with human importance above it form the "box".
+        reduction: ``"mean"`` over the rows with a box (as the other objectives here) or
+            ``"sum"`` (Model-Guidance's batch sum).
+        random_importance_per_batch: see :class:`GroundingObjective`.
+    """
+
+    name = "energy"
+    needs_network_importance = True
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        threshold: float = 0.5,
+        reduction: str = "mean",
+        random_importance_per_batch: bool = False,
+    ) -> None:
+        super().__init__(weight, random_importance_per_batch)
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"unknown reduction {reduction!r}: use 'mean' or 'sum'")
+        self.threshold = float(threshold)
+        self.reduction = reduction
+
+    def loss(self, ctx: GroundingContext) -> Tensor:
+        """The reduced energy loss (unweighted by ``weight``)."""
+        return energy_loss(
+            ctx.importance(),
+            ctx.human_importance,
+            self.threshold,
+            ctx.proposal_mask,
+            self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, threshold={self.threshold}, reduction={self.reduction!r}"

@@ -11,11 +11,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hint_lightning.objectives.base import GroundingInputs, GroundingObjective
+from hint_lightning.objectives.base import GroundingObjective
+from hint_lightning.objectives.context import GroundingContext
+from hint_lightning.utils.masks import as_proposal_mask
 
 
 def _ordered_pairs(human_importance: Tensor, proposal_mask: Tensor | None) -> Tensor:
     """``[B, N, N]`` bool: pair (i, j) with ``h_i > h_j`` and both proposals real."""
+    proposal_mask = as_proposal_mask(proposal_mask, human_importance.shape)
     pairs = human_importance.unsqueeze(2) > human_importance.unsqueeze(1)
     if proposal_mask is not None:
         pairs = pairs & proposal_mask.unsqueeze(2) & proposal_mask.unsqueeze(1)
@@ -30,8 +33,8 @@ def hint_ranking_loss(
     Args:
         network_importance: ``[B, N]`` alpha, the network importance of each proposal.
         human_importance: ``[B, N]`` h, the human importance of each proposal.
-        proposal_mask: ``[B, N]`` bool, False for padded proposals; pairs involving one of them
-            don't count. None: every proposal is real.
+        proposal_mask: ``[B, N]`` bool (or 0/1 numbers), False for padded proposals; pairs
+            involving one of them don't count. None: every proposal is real.
 
     Returns:
         ``[B]``: ``sum over (i, j) with h_i > h_j of max(0, alpha_j - alpha_i)``.
@@ -61,6 +64,10 @@ def count_ordered_pairs(human_importance: Tensor, proposal_mask: Tensor | None =
 class HintObjective(GroundingObjective):
     """HINT: align the ranking of network importance with the ranking of human importance.
 
+    Selvaraju et al., "Taking a HINT", ICCV 2019, eq. 2: the ranking loss of the importance of
+    the ground-truth decision (by the training importance method: the gradient of eq. 1 by
+    default), on the rows that have human importance.
+
     Args:
         weight: lambda.
         normalize: divide each sample's loss by its number of ordered pairs (the paper sums;
@@ -68,6 +75,7 @@ class HintObjective(GroundingObjective):
         random_importance_per_batch: see :class:`GroundingObjective`.
     """
 
+    name = "hint"
     needs_network_importance = True
 
     def __init__(
@@ -79,15 +87,11 @@ class HintObjective(GroundingObjective):
         super().__init__(weight, random_importance_per_batch)
         self.normalize = normalize
 
-    def sample_losses(self, inputs: GroundingInputs) -> Tensor:
-        """Per-sample ranking losses ``[H]``."""
-        if inputs.network_importance is None:
-            raise ValueError("HintObjective needs network importance")
-        losses = hint_ranking_loss(
-            inputs.network_importance, inputs.human_importance, inputs.proposal_mask
-        )
+    def sample_losses(self, ctx: GroundingContext) -> Tensor:
+        """Per-row ranking losses ``[H]``."""
+        losses = hint_ranking_loss(ctx.importance(), ctx.human_importance, ctx.proposal_mask)
         if self.normalize:
-            pairs = count_ordered_pairs(inputs.human_importance, inputs.proposal_mask)
+            pairs = count_ordered_pairs(ctx.human_importance, ctx.proposal_mask)
             losses = losses / pairs.clamp(min=1)
         return losses
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from hint_lightning.objectives.base import GroundingInputs, GroundingObjective
+from hint_lightning.objectives.base import GroundingObjective
+from hint_lightning.objectives.context import GroundingContext
+from hint_lightning.utils.masks import as_proposal_mask
 
 
 def rrr_penalty(
@@ -27,7 +29,7 @@ def rrr_penalty(
     Args:
         network_importance: ``[B, N]`` input gradient of the decision, summed per proposal.
         human_importance: ``[B, N]``; proposals with ``h <= threshold`` are irrelevant (A = 1).
-        proposal_mask: ``[B, N]`` bool, False for padded proposals (never penalized).
+        proposal_mask: ``[B, N]`` bool (or 0/1), False for padded proposals (never penalized).
         threshold: the largest human importance that still counts as irrelevant.
 
     Returns:
@@ -44,6 +46,7 @@ def rrr_penalty(
             "network_importance and human_importance must both be [B, N], got "
             f"{tuple(network_importance.shape)} and {tuple(human_importance.shape)}"
         )
+    proposal_mask = as_proposal_mask(proposal_mask, human_importance.shape)
     irrelevant = human_importance <= threshold
     if proposal_mask is not None:
         irrelevant = irrelevant & proposal_mask
@@ -59,6 +62,7 @@ class RRRObjective(GroundingObjective):
         random_importance_per_batch: see :class:`GroundingObjective`.
     """
 
+    name = "rrr"
     needs_network_importance = True
 
     def __init__(
@@ -67,15 +71,10 @@ class RRRObjective(GroundingObjective):
         super().__init__(weight, random_importance_per_batch)
         self.threshold = float(threshold)
 
-    def sample_losses(self, inputs: GroundingInputs) -> Tensor:
-        """Per-sample penalties ``[H]``."""
-        if inputs.network_importance is None:
-            raise ValueError("RRRObjective needs network importance")
+    def sample_losses(self, ctx: GroundingContext) -> Tensor:
+        """Per-row penalties ``[H]``."""
         return rrr_penalty(
-            inputs.network_importance,
-            inputs.human_importance,
-            inputs.proposal_mask,
-            self.threshold,
+            ctx.importance(), ctx.human_importance, ctx.proposal_mask, self.threshold
         )
 
     def extra_repr(self) -> str:

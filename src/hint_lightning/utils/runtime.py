@@ -77,7 +77,10 @@ def check_config(cfg: DictConfig) -> None:
             relaunches every rank with the original argv, so each rank would run its own
             sweep), unless ``allow_multirun_ddp=true``.
     """
-    check_objective_weights(objective_nodes(cfg.get("objective")))
+    check_objective_weights(
+        objective_nodes(cfg.get("objective"))
+        + objective_nodes(cfg.get("objectives"), path="objectives")
+    )
     check_training_length(cfg)
     if cfg.get("finetune") and not cfg.get("init_from") and not cfg.get("ckpt_path"):
         raise ConfigError(
