@@ -25,10 +25,11 @@ milliseconds of
 each timed right after a plain reference call: ``plain_forward_ms`` (one forward pass of the
 batch, no gradient) for ``eval`` and ``plain_step_ms`` (one forward and backward of a loss on
 the logits) for ``train``; ``*_ratio_to_plain`` is the median of the paired ratios, steadier
-than the times when other processes load the CPUs. After 2 warm-up calls of each plain pass,
-each method and mode is timed twice (``--repeats``; ``--quick``: once). ``--quick`` also
-takes a batch of 8 and ``eval`` only: a smoke check of every method, not the paper-scale
-numbers. One JSON object is printed on stdout.
+than the times when other processes load the CPUs. After 2 warm-up calls of each plain pass
+and one of each method and mode (the first call pays one-time costs: 4x the steady time for
+the double backward of ``gradient``), each method and mode is timed twice (``--repeats``;
+``--quick``: once). ``--quick`` also takes a batch of 8 and ``eval`` only: a smoke check of
+every method, not the paper-scale numbers. One JSON object is printed on stdout.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def run(
             if mode not in modes:
                 continue
             print(f"[bench_importance] {name} {mode}", flush=True, file=sys.stderr)
+            time_it(function, device, 1, 0)  # warm-up: the first call pays one-time costs
             seconds, reference = time_paired(function, plain[mode], device, repeats)
             plain_seconds[mode] += reference
             ratios = [time / base for time, base in zip(seconds, reference, strict=True)]
