@@ -16,7 +16,7 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 FINETUNES = {  # start from a baseline (decoy digits train from scratch)
     name
     for name in EXPERIMENTS
-    if not name.endswith(("_updn", "_transformer")) and not name.startswith("decoy_")
+    if not name.endswith(("_updn", "_transformer", "_vit")) and not name.startswith("decoy_")
 }
 OBJECTIVE_CLASSES = {
     "hint": "HintObjective",
@@ -24,7 +24,33 @@ OBJECTIVE_CLASSES = {
     "rrr": "RRRObjective",
     "scr": "SCRObjective",
     "visfis": "VisFISObjective",
+    "energy": "EnergyObjective",
 }
+DECOY_VQA = {
+    "decoy_vqa_updn",
+    "decoy_vqa_hint",
+    "decoy_vqa_hint_random",
+    "decoy_vqa_hint_one_minus",
+    "decoy_vqa_hint_scale_invariant",
+    "decoy_vqa_scr",
+    "decoy_vqa_visfis",
+    "decoy_vqa_attn_align",
+    "decoy_vqa_energy",
+    "decoy_vqa_rrr",
+    "decoy_vqa_reference",
+}
+
+
+def test_the_decoy_vqa_experiments_exist_and_select_on_val_random(tmp_path: Path) -> None:
+    assert set(EXPERIMENTS) >= DECOY_VQA
+    for experiment in sorted(DECOY_VQA):
+        cfg = compose_train_config([f"experiment={experiment}"], output_dir=tmp_path)
+        assert cfg.data.val_split == "val_random", experiment
+        assert cfg.data.train_decoy == (experiment != "decoy_vqa_reference"), experiment
+    invariant = compose_train_config(
+        ["experiment=decoy_vqa_hint_scale_invariant"], output_dir=tmp_path
+    )
+    assert invariant.objective.normalize == "per_sample"
 
 
 def test_the_easyvqa_experiments_exist() -> None:

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from hint_lightning.checkpoints import CheckpointError, load_weights, read_checkpoint
+from hint_lightning.named_tests import run_named_tests
 from hint_lightning.stored_run import StoredRun, build_datamodule, build_model, read_run
 from hint_lightning.train import CONFIG_DIR, results_entries
 from hint_lightning.utils.cli_errors import ConfigError, report_user_errors
@@ -102,6 +103,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         for key, value in trainer.callback_metrics.items()
         if key.startswith("test/")
     }
+    if split == "test":
+        metrics.update(run_named_tests(trainer, model, datamodule))  # decoy_vqa's test splits
     out = Path(trainer.default_root_dir)
     results_path = out / f"{split}_results.json"
     if trainer.is_global_zero:
