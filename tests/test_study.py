@@ -56,7 +56,8 @@ def test_every_shipped_study_loads_and_names_real_experiments(name: str) -> None
 
 
 def test_the_shipped_studies_are_there() -> None:
-    assert {"easyvqa_cp", "decoy_digits", "caption_smoke"} <= set(available_studies())
+    shipped = {"easyvqa_cp", "decoy_digits", "caption_smoke", "decoy_vqa", "annotation_efficiency"}
+    assert shipped <= set(available_studies())
 
 
 @pytest.mark.parametrize(
