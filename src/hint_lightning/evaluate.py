@@ -15,9 +15,10 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hint_lightning.checkpoints import CheckpointError, load_weights, read_checkpoint
+from hint_lightning.modules.metric_suite import suite_config
 from hint_lightning.stored_run import StoredRun, build_datamodule, build_model, read_run
 from hint_lightning.train import CONFIG_DIR, results_entries
 from hint_lightning.utils.cli_errors import ConfigError, report_user_errors
@@ -88,6 +89,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # Overrides of the stored model config, e.g. another importance method for the grounding
     # metrics: model.eval_importance=integrated_gradients
     model = build_model(run, cfg.get("model") or {})
+    if hasattr(model, "configure_metric_suite"):  # metrics=[plausibility,faithfulness,fpvg]
+        data_cfg = OmegaConf.merge(run.config.get("data") or {}, cfg.get("data") or {})
+        seed = run.config.get("seed")
+        model.configure_metric_suite(
+            suite_config(cfg.get("metrics"), data_cfg),
+            split=split,
+            constants={} if seed is None else {"seed": seed},
+        )
     load_weights(model, cfg.ckpt_path, checkpoint)
     del checkpoint
     trainer: pl.Trainer = instantiate(
@@ -102,12 +111,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         for key, value in trainer.callback_metrics.items()
         if key.startswith("test/")
     }
+    metrics.update(getattr(model, "suite_results", None) or {})  # removal curves as lists
     out = Path(trainer.default_root_dir)
     results_path = out / f"{split}_results.json"
     if trainer.is_global_zero:
         write_json(results_path, results_entries(model, sort=True), indent=None)
         write_json(out / "metrics.json", {"ckpt_path": str(cfg.ckpt_path), **metrics})
-        print_metrics(metrics, title=f"{Path(cfg.ckpt_path).name} on {split}")
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
+        print_metrics(shown, title=f"{Path(cfg.ckpt_path).name} on {split}")
     return {**metrics, "output_dir": str(out), "results": str(results_path)}
 
 
