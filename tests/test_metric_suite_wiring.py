@@ -215,3 +215,53 @@ def test_the_stored_dataset_threshold_reaches_evaluation() -> None:
     assert options["plausibility"]["threshold"] == 0.3
     assert options["fpvg"]["relevant_threshold"] == 0.3
     assert suite_config(cfg.metrics, {})["plausibility"]["threshold"] == 0.55  # type: ignore[index]
+
+
+def test_a_split_without_human_importance_names_the_split_and_the_metric(
+    trained: dict[str, Any],
+) -> None:
+    import pytorch_lightning as pl
+
+    ckpt = trained["ckpt/last"]
+    run = read_run(ckpt)
+    assert run is not None
+    model = build_model(run)
+    load_weights(model, ckpt)
+    model.configure_metric_suite({"plausibility": {}, "faithfulness": {}}, split="val")
+    datamodule = build_datamodule(run, {"num_workers": 0})
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    batch = next(iter(datamodule.test_dataloader()))
+    batch["has_importance"] = torch.zeros_like(batch["has_importance"])
+    batch["human_importance"] = torch.zeros_like(batch["human_importance"])
+    trainer = pl.Trainer(
+        accelerator="cpu", inference_mode=False, logger=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    message = r"split val has no human importance, which metrics\.plausibility needs \(metrics"
+    with pytest.raises(ConfigError, match=message):
+        loader = torch.utils.data.DataLoader([batch], batch_size=None)
+        trainer.test(model, dataloaders=loader, verbose=False)
+
+
+def test_a_checkpoint_without_a_data_config_names_the_run_that_wrote_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    from hint_lightning.modules.base import CHECKPOINT_KEY
+
+    info = {"answers": ["yes"], "tokens": ["<pad>"], "feature_dim": 1, "max_proposals": 1}
+    payload = {"config": {"task_name": "old_run", "seed": 3}, "data_info": info}
+    ckpt = tmp_path / "old.ckpt"
+    torch.save({CHECKPOINT_KEY: payload, "state_dict": {}}, ckpt)
+    result = subprocess.run(
+        [sys.executable, "-m", "hint_lightning.evaluate", f"ckpt_path={ckpt}", ALL,
+         f"hydra.run.dir={tmp_path / 'eval'}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
+    assert "the run that produced it (task_name=old_run, seed=3) stored no data" in lines[0]

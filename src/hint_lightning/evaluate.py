@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from hint_lightning.checkpoints import CheckpointError, load_weights, read_checkpoint
 from hint_lightning.modules.metric_suite import suite_config
 from hint_lightning.stored_run import StoredRun, build_datamodule, build_model, read_run
+from hint_lightning.suite_outputs import write_suite_outputs
 from hint_lightning.train import CONFIG_DIR, results_entries
 from hint_lightning.utils.cli_errors import ConfigError, report_user_errors
 from hint_lightning.utils.console import quiet_console
@@ -53,6 +54,16 @@ def _checked_run(ckpt_path: str, checkpoint: dict[str, Any] | None = None) -> St
         raise CheckpointError(
             f"{ckpt_path} holds no hint_lightning run config: was it written by "
             "`python -m hint_lightning.train`?"
+        )
+    missing = [section for section in ("data", "model") if not run.config.get(section)]
+    if missing:
+        producer = f"task_name={run.config.get('task_name', '?')}"
+        if run.config.get("seed") is not None:
+            producer += f", seed={run.config.get('seed')}"
+        raise CheckpointError(
+            f"{ckpt_path}: the run that produced it ({producer}) stored no {' or '.join(missing)} "
+            "config, which evaluation rebuilds the data and model from: evaluate a checkpoint "
+            "written by `python -m hint_lightning.train` of this version, or re-train that run"
         )
     return run
 
@@ -115,6 +126,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(trainer.default_root_dir)
     results_path = out / f"{split}_results.json"
     if trainer.is_global_zero:
+        title = str(run.config.get("task_name", "run"))
+        metrics.update(write_suite_outputs(metrics, out, trainer.loggers, title))
         write_json(results_path, results_entries(model, sort=True), indent=None)
         write_json(out / "metrics.json", {"ckpt_path": str(cfg.ckpt_path), **metrics})
         shown = {k: v for k, v in metrics.items() if isinstance(v, float)}

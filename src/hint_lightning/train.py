@@ -160,6 +160,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     result.update(
         {"output_dir": str(trainer.default_root_dir), "ckpt/best": best, "ckpt/last": last}
     )
+    _suite_outputs(trainer, result, title=str(cfg.get("task_name", "train")))
     _report(trainer, result, title=str(cfg.get("task_name", "train")))
     return result
 
@@ -195,6 +196,14 @@ def _log_results_table(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger) and rows:
             logger.log_table(key="results", columns=["metric", "value"], data=rows)
+
+
+@rank_zero_only
+def _suite_outputs(trainer: pl.Trainer, result: dict[str, Any], title: str) -> None:
+    """The removal-curve plot and the suite's W&B tables (``hint_lightning.suite_outputs``)."""
+    from hint_lightning.suite_outputs import write_suite_outputs
+
+    result.update(write_suite_outputs(result, trainer.default_root_dir, trainer.loggers, title))
 
 
 @rank_zero_only
