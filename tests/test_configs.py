@@ -16,7 +16,7 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 FINETUNES = {  # start from a baseline (decoy digits train from scratch)
     name
     for name in EXPERIMENTS
-    if not name.endswith(("_updn", "_transformer")) and not name.startswith("decoy_")
+    if not name.endswith(("_updn", "_transformer", "_vit")) and not name.startswith("decoy_")
 }
 OBJECTIVE_CLASSES = {
     "hint": "HintObjective",

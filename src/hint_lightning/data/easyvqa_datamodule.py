@@ -32,6 +32,7 @@ HDF5 instead.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,6 +49,8 @@ from hint_lightning.data.easyvqa_dataset import (
 )
 from hint_lightning.data.loading import VQADataModuleBase
 from hint_lightning.prepare.easyvqa import ensure_store
+from hint_lightning.prepare.easyvqa_patches import ensure_patch_store
+from hint_lightning.prepare.patch_importance import patch_boxes
 from hint_lightning.stores.easyvqa import (
     SPLIT_TEST,
     SPLIT_TRAIN,
@@ -56,6 +59,13 @@ from hint_lightning.stores.easyvqa import (
     answer_type_counts,
     load_store,
 )
+from hint_lightning.stores.easyvqa_patches import (
+    EasyVQACPPatches,
+    load_patch_store,
+    patch_pixels,
+    patch_store_name,
+)
+from hint_lightning.stores.errors import StoreError
 
 __all__ = [
     "IMPORTANCE_SOURCES",
@@ -68,6 +78,8 @@ __all__ = [
 
 IMPORTANCE_SOURCES: Final[tuple[str, ...]] = ("human", "random", "one_minus")
 """Accepted values of ``importance_source``."""
+PROPOSAL_KINDS: Final[tuple[str, ...]] = ("regions", "patches")
+"""Accepted values of ``proposals``."""
 SPLITS: Final[tuple[str, ...]] = ("train", "val", "test", "hinted")
 """Accepted split names of :meth:`EasyVQACPDataModule.question_ids`."""
 
@@ -100,6 +112,11 @@ class EasyVQACPDataModule(VQADataModuleBase):
         cache_dir: Folder of the processed stores; default ``<data_dir>/easyvqa_cp``.
         pin_memory: Passed to the DataLoaders.
         shuffle: Shuffle the training split every epoch (False keeps store order).
+        proposals: ``"regions"`` (the N box proposals and their 123-d features) or
+            ``"patches"`` (a ViT's patch grid: features are the raw pixels of each patch,
+            ``[P, patch_size**2 * 3]`` in [-1, 1], human importance per patch from the
+            patch store, :mod:`hint_lightning.stores.easyvqa_patches`).
+        patch_size: Pixels per patch side with ``proposals="patches"`` (must divide 64).
 
     Raises:
         ValueError: On an unknown ``importance_source`` or out-of-range parameters.
@@ -126,8 +143,12 @@ class EasyVQACPDataModule(VQADataModuleBase):
         cache_dir: str | None = None,
         pin_memory: bool = False,
         shuffle: bool = True,
+        proposals: str = "regions",
+        patch_size: int = 8,
     ) -> None:
         super().__init__()
+        if proposals not in PROPOSAL_KINDS:
+            raise ValueError(f"data.proposals must be one of {PROPOSAL_KINDS}, got {proposals!r}")
         if importance_source not in IMPORTANCE_SOURCES:
             raise ValueError(
                 f"importance_source must be one of {IMPORTANCE_SOURCES}, got {importance_source!r}"
@@ -151,6 +172,9 @@ class EasyVQACPDataModule(VQADataModuleBase):
         self.importance_source = importance_source
         self.seed = seed
         self.limit_train_questions = limit_train_questions
+        self.proposals = proposals
+        self.patch_size = patch_size
+        self.patches: EasyVQACPPatches | None = None
         self.params = EasyVQACPParams(
             split_seed=split_seed,
             test_fraction=test_fraction,
@@ -175,6 +199,8 @@ class EasyVQACPDataModule(VQADataModuleBase):
     def prepare_data(self) -> None:
         """Builds the processed store if it is missing (prints the split report then)."""
         ensure_store(self.cache_dir, self.params)
+        if self.proposals == "patches":
+            ensure_patch_store(self.cache_dir, self.params, self.patch_size)
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the store into memory and builds the datasets of every split.
@@ -193,6 +219,8 @@ class EasyVQACPDataModule(VQADataModuleBase):
                 f"no easy-VQA-CP store at {self.store_path}: call prepare_data() first"
             )
         arrays = load_store(self.store_path)
+        if self.proposals == "patches":
+            arrays = self._with_patches(arrays)
         self._arrays = arrays
         tensors = EasyVQACPTensors.from_arrays(arrays)
 
@@ -227,6 +255,27 @@ class EasyVQACPDataModule(VQADataModuleBase):
             feature_dim=int(arrays.features.shape[-1]),
             max_proposals=int(arrays.features.shape[1]),
             name="easyvqa_cp",
+        )
+
+    def _with_patches(self, arrays: EasyVQACPArrays) -> EasyVQACPArrays:
+        """The store's arrays with the patch grid as proposals (``proposals="patches"``)."""
+        path = self.cache_dir / patch_store_name(self.params, self.patch_size)
+        if not path.is_file():
+            raise FileNotFoundError(f"no easy-VQA-CP patch store at {path}: call prepare_data()")
+        patches = load_patch_store(path)
+        if not np.array_equal(patches.image_id, arrays.image_id):
+            raise StoreError(path, "its images differ from the easy-VQA-CP store's")
+        self.patches = patches
+        height, width = patches.pixels.shape[1:3]
+        boxes = patch_boxes((height, width), patches.grid) / np.array([width, height] * 2)
+        count = len(patches.image_id)
+        return replace(
+            arrays,
+            features=patch_pixels(patches.pixels, self.patch_size),
+            boxes=np.ascontiguousarray(
+                np.broadcast_to(boxes.astype(np.float32), (count, *boxes.shape))
+            ),
+            human_importance=patches.patch_importance,
         )
 
     def _train_importance(

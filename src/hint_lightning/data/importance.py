@@ -13,9 +13,21 @@ from hint_lightning.prepare.human_importance import (
     sampled_summed_area_table,
     summed_area_table,
 )
+from hint_lightning.prepare.patch_importance import (
+    box_map,
+    box_patch_importance,
+    check_grid,
+    patch_boxes,
+    patch_importance,
+)
 
 __all__ = [
     "average_attention_maps",
+    "box_map",
+    "box_patch_importance",
+    "check_grid",
+    "patch_boxes",
+    "patch_importance",
     "proposal_importance",
     "sampled_summed_area_table",
     "summed_area_table",

@@ -26,6 +26,8 @@ from hint_lightning.importance.integrated_gradients import IntegratedGradients
 from hint_lightning.importance.keep_one_in import KeepOneIn
 from hint_lightning.importance.kernel_shap import KernelShap
 from hint_lightning.importance.leave_one_out import LeaveOneOut
+from hint_lightning.importance.token_gradient import TokenGradient
+from hint_lightning.importance.token_input_x_gradient import TokenInputXGradient
 
 METHODS: dict[str, type[ImportanceMethod]] = {
     cls.name: cls
@@ -39,6 +41,8 @@ METHODS: dict[str, type[ImportanceMethod]] = {
         KeepOneIn,
         KernelShap,
         Attention,
+        TokenGradient,
+        TokenInputXGradient,
     )
 }
 """Every importance method, by name."""
@@ -72,6 +76,8 @@ __all__ = [
     "KeepOneIn",
     "KernelShap",
     "LeaveOneOut",
+    "TokenGradient",
+    "TokenInputXGradient",
     "VisFISExpectedGradients",
     "capabilities",
     "get_method",

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from hint_lightning.metrics.grounding import GroundingCorrelation, MisgroundedRate
+from hint_lightning.models.protocol import embed_proposals
 from hint_lightning.modules.grounding import (
     check_grounding,
     probe_kind,
@@ -169,12 +170,17 @@ class GroundedModule(ModuleLifecycle, MetricSuiteMixin, pl.LightningModule):
         self, batch: Mapping[str, Tensor], rows: GroundingRows, kind: str | None
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """The main pass, carrying the probe ``kind`` when the rows are its rows."""
-        features, shift, probe = self.task.features(batch), None, None
+        raw, shift, probe = self.task.features(batch), None, None
+        features = embed_proposals(self.net, raw)  # a ViT's patch tokens; else the features
+        if features is not raw and rows.in_main_pass:
+            rows.__dict__["proposals"] = features  # the rows' proposals: the same tokens
         if kind is not None and rows.in_main_pass:
             if kind == "shift":
                 probe = shift = features.new_zeros(features.shape[:2]).requires_grad_(True)
-            else:
+            elif not features.requires_grad:
                 probe = features = features.detach().requires_grad_(True)
+            else:
+                probe = features  # embedded tokens: the embedding keeps its gradient
         outputs, attention = self.task.main_pass(self.net, batch, features, shift)
         return outputs, attention, probe
 

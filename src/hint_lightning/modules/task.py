@@ -52,12 +52,19 @@ class BackbonePasses:
             shift ``[R', N]`` and the captured inputs tiled to ``R'`` rows.
         captured: per-row inputs ``[R, ...]`` (question tokens, boxes, caption prefixes).
         caps: the backbone's capabilities.
+        net: the backbone, for :meth:`internals` (a backbone declaring ``returns_internals``).
     """
 
     def __init__(
-        self, call: Call, captured: Mapping[str, Tensor], caps: BackboneCapabilities
+        self,
+        call: Call,
+        captured: Mapping[str, Tensor],
+        caps: BackboneCapabilities,
+        net: nn.Module | None = None,
     ) -> None:
         self._call = call
+        self.net = net
+        self.has_internals = caps.internals and net is not None
         self.captured = dict(captured)
         self.caps = caps
         self.supports_shift = caps.shift
@@ -72,10 +79,17 @@ class BackbonePasses:
         tiled = {key: tile_batch(value, rows) for key, value in self.captured.items()}
         return self._call(proposals, proposal_mask, proposal_shift, tiled)
 
+    def internals(self, proposals: Tensor, proposal_mask: Tensor) -> tuple[PassOutput, Any]:
+        """The pass with the backbone's internals recorded: ``(output, TransformerInternals)``."""
+        inner = getattr(self.net, "_orig_mod", self.net)
+        with inner.record_internals() as internals:  # type: ignore[union-attr]
+            output = self(proposals, proposal_mask)
+        return output, internals
+
     def select(self, rows: Tensor) -> BackbonePasses:
         """The passes of a subset of the rows."""
         captured = {key: value[rows] for key, value in self.captured.items()}
-        return BackbonePasses(self._call, captured, self.caps)
+        return BackbonePasses(self._call, captured, self.caps, self.net)
 
 
 class GroundingRows:

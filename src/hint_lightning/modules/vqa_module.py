@@ -30,6 +30,7 @@ from torchmetrics import Metric
 from hint_lightning.data import batch as B
 from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.metrics.vqa_accuracy import VQAAccuracy
+from hint_lightning.models.protocol import embed_proposals
 from hint_lightning.modules.base import CHECKPOINT_KEY, GroundedModule
 from hint_lightning.modules.decision import get_decision_score
 from hint_lightning.modules.task import (
@@ -132,7 +133,7 @@ class VQATask(Task):
 
         captured = {"boxes": batch[B.BOXES], "tokens": batch[B.QUESTION_TOKENS]}
         return GroundingRows(
-            proposals=batch[B.FEATURES],
+            lazy={"proposals": lambda: embed_proposals(net, batch[B.FEATURES])},
             proposal_mask=batch[B.PROPOSAL_MASK],
             human_importance=batch[B.HUMAN_IMPORTANCE],
             has_importance=batch[B.HAS_IMPORTANCE],
@@ -142,7 +143,7 @@ class VQATask(Task):
                 positives=_right_answers,
                 sample_loss=soft_target_bce_per_sample,
             ),
-            passes=BackbonePasses(call, captured, self.capabilities(net)),
+            passes=BackbonePasses(call, captured, self.capabilities(net), net),
         )
 
     # ---------------------------------------------------------------- evaluation
