@@ -48,22 +48,26 @@ def stored_run(ckpt_path: str, checkpoint: dict[str, Any] | None = None) -> tupl
     return run.config, run.data_info
 
 
-def _checked_run(ckpt_path: str, checkpoint: dict[str, Any] | None = None) -> StoredRun:
-    run = read_run(ckpt_path, checkpoint)
-    if run is None:
-        raise CheckpointError(
-            f"{ckpt_path} holds no hint_lightning run config: was it written by "
-            "`python -m hint_lightning.train`?"
-        )
+def _check_rebuildable(run: StoredRun) -> None:
+    """Refuse a stored run without the data or model config evaluation rebuilds from."""
     missing = [section for section in ("data", "model") if not run.config.get(section)]
     if missing:
         producer = f"task_name={run.config.get('task_name', '?')}"
         if run.config.get("seed") is not None:
             producer += f", seed={run.config.get('seed')}"
         raise CheckpointError(
-            f"{ckpt_path}: the run that produced it ({producer}) stored no {' or '.join(missing)} "
+            f"{run.source}: the run that produced it ({producer}) stored no {' or '.join(missing)} "
             "config, which evaluation rebuilds the data and model from: evaluate a checkpoint "
             "written by `python -m hint_lightning.train` of this version, or re-train that run"
+        )
+
+
+def _checked_run(ckpt_path: str, checkpoint: dict[str, Any] | None = None) -> StoredRun:
+    run = read_run(ckpt_path, checkpoint)
+    if run is None:
+        raise CheckpointError(
+            f"{ckpt_path} holds no hint_lightning run config: was it written by "
+            "`python -m hint_lightning.train`?"
         )
     return run
 
@@ -88,6 +92,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"split must be 'test' or 'val', got split={split!r}")
     checkpoint = read_checkpoint(cfg.ckpt_path)
     run = _checked_run(cfg.ckpt_path, checkpoint)  # refuses foreign or unsafe runs
+    _check_rebuildable(run)
     datamodule: pl.LightningDataModule = build_datamodule(run, cfg.get("data") or {})
     datamodule.prepare_data()
     datamodule.setup("test")
