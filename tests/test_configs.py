@@ -24,7 +24,35 @@ OBJECTIVE_CLASSES = {
     "rrr": "RRRObjective",
     "scr": "SCRObjective",
     "visfis": "VisFISObjective",
+    "energy": "EnergyObjective",
+    "amc": "AMCObjective",
+    "robustvit": "RobustViTObjective",
 }
+DECOY_VQA = {
+    "decoy_vqa_updn",
+    "decoy_vqa_hint",
+    "decoy_vqa_hint_random",
+    "decoy_vqa_hint_one_minus",
+    "decoy_vqa_hint_scale_invariant",
+    "decoy_vqa_scr",
+    "decoy_vqa_visfis",
+    "decoy_vqa_attn_align",
+    "decoy_vqa_energy",
+    "decoy_vqa_rrr",
+    "decoy_vqa_reference",
+}
+
+
+def test_the_decoy_vqa_experiments_exist_and_select_on_val_random(tmp_path: Path) -> None:
+    assert set(EXPERIMENTS) >= DECOY_VQA
+    for experiment in sorted(DECOY_VQA):
+        cfg = compose_train_config([f"experiment={experiment}"], output_dir=tmp_path)
+        assert cfg.data.val_split == "val_random", experiment
+        assert cfg.data.train_decoy == (experiment != "decoy_vqa_reference"), experiment
+    invariant = compose_train_config(
+        ["experiment=decoy_vqa_hint_scale_invariant"], output_dir=tmp_path
+    )
+    assert invariant.objective.normalize == "per_sample"
 
 
 def test_the_easyvqa_experiments_exist() -> None:
@@ -63,7 +91,8 @@ def test_finetune_without_baseline_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "objective", ["none", "hint", "attn_align", "rrr", "scr", "visfis", "energy"]
+    "objective",
+    ["none", "hint", "attn_align", "rrr", "scr", "visfis", "energy", "amc", "robustvit"],
 )
 def test_objective_group(objective: str, tmp_path: Path) -> None:
     cfg = compose_train_config([f"objective={objective}"], output_dir=tmp_path)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hint_lightning.checkpoints import CheckpointError, load_weights, read_checkpoint
 from hint_lightning.modules.metric_suite import suite_config
+from hint_lightning.named_tests import run_named_tests
 from hint_lightning.stored_run import StoredRun, build_datamodule, build_model, read_run
 from hint_lightning.suite_outputs import write_suite_outputs
 from hint_lightning.train import CONFIG_DIR, results_entries
@@ -127,6 +128,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         for key, value in trainer.callback_metrics.items()
         if key.startswith("test/")
     }
+    if split == "test":
+        metrics.update(run_named_tests(trainer, model, datamodule))  # decoy_vqa's test splits
     metrics.update(getattr(model, "suite_results", None) or {})  # removal curves as lists
     out = Path(trainer.default_root_dir)
     results_path = out / f"{split}_results.json"

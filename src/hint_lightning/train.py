@@ -20,6 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from hint_lightning.build import build_model, option_name
 from hint_lightning.checkpoints import load_weights, read_checkpoint
 from hint_lightning.modules.metric_suite import suite_config
+from hint_lightning.named_tests import run_named_tests
 from hint_lightning.stored_run import read_run
 from hint_lightning.utils.cli_errors import report_user_errors
 from hint_lightning.utils.console import quiet_console
@@ -152,6 +153,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
         )
         metrics.update(trainer.callback_metrics)
+        metrics.update(run_named_tests(trainer, model, datamodule))  # decoy_vqa's test splits
         _write_test_outputs(trainer, model)
 
     result: dict[str, Any] = _metrics_to_floats(metrics)

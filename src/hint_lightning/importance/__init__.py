@@ -13,12 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from hint_lightning.importance.attention import Attention
+from hint_lightning.importance.attention_gradcam import AttentionGradCAM
+from hint_lightning.importance.attention_rollout import AttentionRollout
 from hint_lightning.importance.base import (
     CAPABILITIES,
     DecisionFunction,
     ImportanceMethod,
     capabilities,
 )
+from hint_lightning.importance.chefer_relevance import CheferRelevance
 from hint_lightning.importance.expected_gradients import ExpectedGradients, VisFISExpectedGradients
 from hint_lightning.importance.gradient import Gradient
 from hint_lightning.importance.input_x_gradient import InputXGradient
@@ -43,6 +46,9 @@ METHODS: dict[str, type[ImportanceMethod]] = {
         Attention,
         TokenGradient,
         TokenInputXGradient,
+        AttentionGradCAM,
+        AttentionRollout,
+        CheferRelevance,
     )
 }
 """Every importance method, by name."""
@@ -67,6 +73,9 @@ __all__ = [
     "CAPABILITIES",
     "METHODS",
     "Attention",
+    "AttentionGradCAM",
+    "AttentionRollout",
+    "CheferRelevance",
     "DecisionFunction",
     "ExpectedGradients",
     "Gradient",

@@ -30,7 +30,8 @@ unpadded evaluation sampler), and the per-question rows are gathered, not reduce
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,17 @@ class MetricSuiteMixin:
         self._suite_constants = dict(constants or {})
         self._suite_records: list[dict[str, Any]] = []
         self._suite_hinted = 0
+
+    @contextlib.contextmanager
+    def suite_labelled(self, split: str) -> Iterator[None]:
+        """Test runs inside carry the results name ``split`` and write no per-question file
+        (the named test splits of :func:`hint_lightning.named_tests.run_named_tests`)."""
+        saved = (self.suite_split, getattr(self, "_suite_per_question", False))
+        self.suite_split, self._suite_per_question = split, False
+        try:
+            yield
+        finally:
+            self.suite_split, self._suite_per_question = saved
 
     # ------------------------------------------------------------------ per batch
     def suite_active(self, stage: str) -> bool:

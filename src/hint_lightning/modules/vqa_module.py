@@ -31,6 +31,7 @@ from hint_lightning.data import batch as B
 from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.metrics.vqa_accuracy import VQAAccuracy
 from hint_lightning.models.protocol import embed_proposals
+from hint_lightning.modules import decoy_metrics
 from hint_lightning.modules.base import CHECKPOINT_KEY, GroundedModule
 from hint_lightning.modules.decision import get_decision_score
 from hint_lightning.modules.task import (
@@ -152,8 +153,8 @@ class VQATask(Task):
         return bool(batch[B.HAS_IMPORTANCE].any())
 
     def metrics(self) -> dict[str, Metric]:
-        """The official VQA accuracy."""
-        return {"acc": VQAAccuracy()}
+        """The official VQA accuracy (and the decoy columns, updated on decoy_vqa batches)."""
+        return {"acc": VQAAccuracy(), **decoy_metrics.decoy_metrics()}
 
     def evaluation_step(
         self,
@@ -171,7 +172,14 @@ class VQATask(Task):
         if stage == "test":
             self._test_outputs.append((batch[B.QUESTION_ID].detach(), predictions))
         correct = batch[B.ANSWER_SCORES].gather(1, predictions[:, None]).squeeze(1) > 0
+        decoy_metrics.update_answers(batch, correct, metrics)
         return {"correct": correct}
+
+    def update_importance_metrics(
+        self, batch: Mapping[str, Tensor], importance: Tensor, metrics: Mapping[str, Metric]
+    ) -> None:
+        """The decoy share and total |importance| (batches with the decoy keys)."""
+        decoy_metrics.update_importance(batch, importance, metrics)
 
     def log_options(self, name: str) -> dict[str, Any]:
         """The number of questions is summed over processes."""
@@ -190,6 +198,7 @@ class VQATask(Task):
                 logs[key] = value
         logs["questions"] = accuracy.counts.sum().float()
         accuracy.reset()
+        logs.update(decoy_metrics.decoy_logs(metrics))
         if stage == "test":
             self._gather_predictions()
         return logs
