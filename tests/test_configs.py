@@ -25,6 +25,8 @@ OBJECTIVE_CLASSES = {
     "scr": "SCRObjective",
     "visfis": "VisFISObjective",
     "energy": "EnergyObjective",
+    "amc": "AMCObjective",
+    "robustvit": "RobustViTObjective",
 }
 DECOY_VQA = {
     "decoy_vqa_updn",
@@ -89,7 +91,8 @@ def test_finetune_without_baseline_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "objective", ["none", "hint", "attn_align", "rrr", "scr", "visfis", "energy"]
+    "objective",
+    ["none", "hint", "attn_align", "rrr", "scr", "visfis", "energy", "amc", "robustvit"],
 )
 def test_objective_group(objective: str, tmp_path: Path) -> None:
     cfg = compose_train_config([f"objective={objective}"], output_dir=tmp_path)
