@@ -211,3 +211,18 @@ def test_train_reports_every_test_split_with_the_decoy_columns(tmp_path: Path) -
     assert 0.0 <= metrics["test_flipped/decoy_share"] <= 100.0
     assert metrics["test/acc"] == metrics["test_flipped/acc"]
     assert "val/acc_shape" in metrics  # selection reads val_random
+
+
+def test_pilot_table_pairs_by_seed_with_t_intervals() -> None:
+    from benchmarks.decoy_vqa_pilot import TARGET, interval, table
+
+    mean, half = interval([1.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(12.7062, rel=1e-4)  # t(0.975, 1) * 1
+    runs = {
+        "updn": {0: {TARGET: 30.0}, 1: {TARGET: 40.0}},
+        "hint_random": {0: {TARGET: 31.0}, 1: {TARGET: 42.0}},
+        "hint": {0: {TARGET: 33.0}, 1: {TARGET: 43.0}},
+    }
+    row = table(runs, [0, 1]).splitlines()[-1]
+    # paired deltas vs updn: 3, 3 -> 3.0 +/- 0.0; vs hint_random: 2, 1 -> 1.5 +/- 6.4
+    assert row.endswith("| 3.0 +/- 0.0 | 1.5 +/- 6.4 |")
