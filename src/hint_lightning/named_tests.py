@@ -9,6 +9,7 @@ keeps, so a DataModule lists its default test split last.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytorch_lightning as pl
@@ -37,7 +38,9 @@ def run_named_tests(
     try:
         for split in splits:
             datamodule.test_split = split
-            trainer.test(model, datamodule=datamodule, verbose=False, weights_only=True)
+            labelled = getattr(model, "suite_labelled", None)  # the evaluation suite's names
+            with labelled(split) if labelled is not None else contextlib.nullcontext():
+                trainer.test(model, datamodule=datamodule, verbose=False, weights_only=True)
             for key, value in trainer.callback_metrics.items():
                 if key.startswith("test/"):
                     metrics[f"{split}/{key.split('/', 1)[1]}"] = float(value)

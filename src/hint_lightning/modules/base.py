@@ -43,6 +43,7 @@ from hint_lightning.modules.grounding import (
     resolve_importance,
 )
 from hint_lightning.modules.lifecycle import CHECKPOINT_KEY, ModuleLifecycle
+from hint_lightning.modules.metric_suite import MetricSuiteMixin
 from hint_lightning.modules.task import GroundingRows, Task
 from hint_lightning.objectives.base import GroundingObjective
 from hint_lightning.objectives.combination import ObjectiveSet, total
@@ -80,7 +81,7 @@ class Explained:
         self.row_attention = row_attention
 
 
-class GroundedModule(ModuleLifecycle, pl.LightningModule):
+class GroundedModule(ModuleLifecycle, MetricSuiteMixin, pl.LightningModule):
     """Training and evaluation of a backbone with grounding objectives, for one task.
 
     Args:
@@ -323,9 +324,10 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
             )
 
     def _evaluation_step(self, batch: dict[str, Tensor], stage: str) -> Explained:
-        with_importance = self.grounding_metrics and self.task.has_grounding(batch)
+        all_rows = self.suite_needs_all_rows(stage)  # faithfulness judges every row
+        with_importance = all_rows or (self.grounding_metrics and self.task.has_grounding(batch))
         self._check_inference_mode(with_importance)
-        explained = self.explain(batch, with_importance, only_hinted=True)
+        explained = self.explain(batch, with_importance, only_hinted=not all_rows)
         extras = self.task.evaluation_step(
             self, batch, explained.outputs, stage, self.metrics[f"{stage}_task"]
         )
@@ -346,6 +348,7 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
             self.task.update_importance_metrics(
                 batch, explained.importance, self.metrics[f"{stage}_task"]
             )
+        self.suite_update(batch, stage, explained)
         return explained
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -367,10 +370,12 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
                     if not math.isnan(float(value)):
                         self.log(f"{stage}/{name}", value)
                 metric.reset()
+        self.suite_epoch_end(stage)
 
     def on_validation_epoch_start(self) -> None:
         """Forget per-epoch outputs of an interrupted epoch."""
         self.task.on_epoch_start(self, "val")
+        self.suite_epoch_start("val")
 
     def on_validation_epoch_end(self) -> None:
         """Log the validation metrics."""
@@ -379,6 +384,7 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         """Forget outputs of an earlier test run."""
         self.task.on_epoch_start(self, "test")
+        self.suite_epoch_start("test")
 
     def on_test_epoch_end(self) -> None:
         """Log the test metrics and let the task gather its predictions."""

@@ -266,6 +266,31 @@ class Task:
     def on_epoch_start(self, module: Any, stage: str) -> None:
         """Forget per-epoch outputs (predictions, captions)."""
 
+    # ------------------------------------------------------------------ the evaluation suite
+    def suite_score(self, rows: GroundingRows, logits: Tensor) -> Tensor:
+        """``[K * R]`` the score faithfulness perturbs, from outputs ``[K * R, C]`` of tiled
+        rows: by default the ground-truth decision score the importance explains."""
+        targets = tile_batch(rows.decisions.targets, logits.shape[0])
+        return rows.decisions.ground_truth(logits, targets)
+
+    def suite_correct(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows
+    ) -> Callable[[Tensor], Tensor]:
+        """FPVG's ``correct_fn``: ``[K, R]`` predicted labels -> ``[K, R]`` bool; by default
+        equality with the rows' integer targets."""
+        targets = rows.decisions.targets
+
+        def correct(predictions: Tensor) -> Tensor:
+            return predictions == targets.to(predictions.device)
+
+        return correct
+
+    def suite_columns(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows, outputs: Tensor
+    ) -> tuple[list[Any] | None, dict[str, Any]]:
+        """The rows' ids and task columns of ``per_question.jsonl`` (None: not written)."""
+        return None, {}
+
 
 def gather_objects(items: list[Any]) -> list[Any]:
     """Every process's ``items`` concatenated (one process: ``items`` itself)."""

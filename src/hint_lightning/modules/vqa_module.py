@@ -219,6 +219,32 @@ class VQATask(Task):
             self._test_outputs = []
             self.test_predictions = {}
 
+    # ---------------------------------------------------------------- the evaluation suite
+    def suite_correct(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows
+    ) -> Callable[[Tensor], Tensor]:
+        """FPVG's correctness: the answer's official accuracy is 1 (3 or more annotators)."""
+        scores = batch[B.ANSWER_SCORES]
+
+        def correct(predictions: Tensor) -> Tensor:
+            return scores.gather(1, predictions.T).T >= 1.0 - 1e-6
+
+        return correct
+
+    def suite_columns(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows, outputs: Tensor
+    ) -> tuple[list[Any] | None, dict[str, Any]]:
+        """``question_id``; ``answer``, ``correct`` (official accuracy > 0) and ``acc`` (the
+        official accuracy in percent, the per-question form of ``test/acc``)."""
+        predictions = outputs.argmax(dim=1)
+        accuracy = batch[B.ANSWER_SCORES].gather(1, predictions[:, None]).squeeze(1)
+        answers = self.data_info.answers
+        return batch[B.QUESTION_ID].tolist(), {
+            "answer": [answers[int(index)] for index in predictions.tolist()],
+            "correct": (accuracy > 0).tolist(),
+            "acc": (100.0 * accuracy.double()).tolist(),
+        }
+
 
 class VQAModule(GroundedModule):
     """VQA training and evaluation with grounding objectives.
