@@ -34,6 +34,7 @@ DECOY_VQA = {
     "decoy_vqa_hint_random",
     "decoy_vqa_hint_one_minus",
     "decoy_vqa_hint_scale_invariant",
+    "decoy_vqa_hint_margin",
     "decoy_vqa_scr",
     "decoy_vqa_visfis",
     "decoy_vqa_attn_align",
@@ -146,3 +147,16 @@ def test_importance_methods_are_model_options(model: str, tmp_path: Path) -> Non
 def test_trainer_configs_compose(trainer: str, tmp_path: Path) -> None:
     cfg = compose_train_config([f"trainer={trainer}"], output_dir=tmp_path)
     assert cfg.trainer.inference_mode is False  # grounding metrics need gradients
+
+
+@pytest.mark.parametrize(
+    "experiment", ["decoy_vqa_vit", "decoy_vqa_vit_hint", "decoy_vqa_vit_hint_random"]
+)
+def test_decoy_vqa_vit_experiments_compose_on_patches(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_train_config([f"experiment={experiment}"], output_dir=tmp_path)
+    assert cfg.data.proposals == "patches" and cfg.data.val_split == "val_random"
+    assert cfg.model.net._target_.endswith("ViTVQA")
+    assert cfg.model.train_importance == "token_input_x_gradient"
+    data = instantiate(cfg.data)
+    assert data.proposals == "patches" and data.patch_size == 8
+    assert (not cfg.objective) == (experiment == "decoy_vqa_vit")
