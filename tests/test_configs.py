@@ -146,3 +146,16 @@ def test_importance_methods_are_model_options(model: str, tmp_path: Path) -> Non
 def test_trainer_configs_compose(trainer: str, tmp_path: Path) -> None:
     cfg = compose_train_config([f"trainer={trainer}"], output_dir=tmp_path)
     assert cfg.trainer.inference_mode is False  # grounding metrics need gradients
+
+
+@pytest.mark.parametrize(
+    "experiment", ["decoy_vqa_vit", "decoy_vqa_vit_hint", "decoy_vqa_vit_hint_random"]
+)
+def test_decoy_vqa_vit_experiments_compose_on_patches(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_train_config([f"experiment={experiment}"], output_dir=tmp_path)
+    assert cfg.data.proposals == "patches" and cfg.data.val_split == "val_random"
+    assert cfg.model.net._target_.endswith("ViTVQA")
+    assert cfg.model.train_importance == "token_input_x_gradient"
+    data = instantiate(cfg.data)
+    assert data.proposals == "patches" and data.patch_size == 8
+    assert (not cfg.objective) == (experiment == "decoy_vqa_vit")

@@ -30,7 +30,9 @@ from torch.utils.data import Dataset
 from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.data.easyvqa_dataset import EasyVQACPDataset, EasyVQACPTensors
 from hint_lightning.data.loading import VQADataModuleBase
+from hint_lightning.data.patches import patch_images
 from hint_lightning.prepare.decoy_vqa import ensure_store
+from hint_lightning.prepare.decoy_vqa_patches import ensure_decoy_patch_store
 from hint_lightning.stores.decoy_vqa import SPLITS, DecoyVQAArrays, DecoyVQAParams, load_store
 
 __all__ = ["DECOY_PROPOSALS", "SHAPE_QUESTION", "DecoyVQADataModule", "DecoyVQADataset"]
@@ -102,6 +104,11 @@ class DecoyVQADataModule(VQADataModuleBase):
         cache_dir: Folder of the stores.
         pin_memory: Passed to the DataLoaders.
         shuffle: Shuffle the training split every epoch.
+        proposals: ``regions`` (the box proposals) or ``patches`` (a ViT's patch grid: raw
+            pixels per patch, human importance per patch from
+            :mod:`hint_lightning.prepare.decoy_vqa_patches`; the decoy patches are those the
+            decoy overlaps).
+        patch_size: Pixels per patch side with ``proposals=patches``.
     """
 
     test_split: str = "test"
@@ -128,8 +135,13 @@ class DecoyVQADataModule(VQADataModuleBase):
         cache_dir: str | None = None,
         pin_memory: bool = False,
         shuffle: bool = True,
+        proposals: str = "regions",
+        patch_size: int = 8,
     ) -> None:
         super().__init__()
+        if proposals not in ("regions", "patches"):
+            raise ValueError(f"data.proposals must be 'regions' or 'patches', got {proposals!r}")
+        self.proposals, self.patch_size = proposals, patch_size
         decoy = dict(decoy or {})
         unknown = sorted(set(decoy) - _DECOY_KEYS)
         if unknown:
@@ -179,6 +191,9 @@ class DecoyVQADataModule(VQADataModuleBase):
     def prepare_data(self) -> None:
         """Builds the store if it is missing."""
         ensure_store(self.cache_dir, self.params)
+        if self.proposals == "patches":
+            arrays = load_store(self.store_path)
+            ensure_decoy_patch_store(self.cache_dir, self.params, arrays, self.patch_size)
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the store and builds the dataset of every split."""
@@ -191,6 +206,8 @@ class DecoyVQADataModule(VQADataModuleBase):
             )
         arrays = self.arrays = load_store(self.store_path)
         images, questions = arrays.images, arrays.questions
+        if self.proposals == "patches":
+            images = patch_images(self.cache_dir, self.params, images, self.patch_size)
         tensors = EasyVQACPTensors(
             features=torch.from_numpy(images["features"]),
             boxes=torch.from_numpy(images["boxes"]),
