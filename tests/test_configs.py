@@ -34,6 +34,7 @@ DECOY_VQA = {
     "decoy_vqa_hint_random",
     "decoy_vqa_hint_one_minus",
     "decoy_vqa_hint_scale_invariant",
+    "decoy_vqa_hint_margin",
     "decoy_vqa_scr",
     "decoy_vqa_visfis",
     "decoy_vqa_attn_align",

@@ -96,3 +96,17 @@ def test_config_defaults_are_the_paper_and_options_instantiate() -> None:
     assert (default.normalize, default.rank_on, default.pair_mean) == ("none", "signed", False)
     config.normalize, config.rank_on = "per_sample", "abs"
     assert (instantiate(config).normalize, instantiate(config).rank_on) == ("per_sample", "abs")
+
+
+def test_margin_makes_ties_cost_hand_worked() -> None:
+    # alpha all equal: every ordered pair costs the margin; 3 pairs x 0.5 = 1.5.
+    tied = torch.tensor([[2.0, 2.0, 2.0]])
+    assert _loss(HintObjective(), tied).item() == 0.0
+    assert _loss(HintObjective(margin=0.5), tied).item() == pytest.approx(1.5)
+    # per_sample: alpha / 2 = .5, -1, 1.5; pairs (0,1): relu(-1.5 + .5) = 0,
+    # (0,2): relu(1 + .5) = 1.5, (2,1): relu(-2.5 + .5) = 0 -> 1.5.
+    objective = HintObjective(normalize="per_sample", margin=0.5)
+    assert _loss(objective, torch.tensor(ALPHA)).item() == pytest.approx(1.5)
+    assert _loss(objective, 100 * torch.tensor(ALPHA)).item() == pytest.approx(1.5)
+    with pytest.raises(ValueError, match=r"objective\.margin"):
+        HintObjective(margin=-1.0)

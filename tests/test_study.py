@@ -56,7 +56,8 @@ def test_every_shipped_study_loads_and_names_real_experiments(name: str) -> None
 
 
 def test_the_shipped_studies_are_there() -> None:
-    assert {"easyvqa_cp", "decoy_digits", "caption_smoke"} <= set(available_studies())
+    shipped = {"easyvqa_cp", "decoy_digits", "caption_smoke", "decoy_vqa", "annotation_efficiency"}
+    assert shipped <= set(available_studies())
 
 
 @pytest.mark.parametrize(
@@ -224,3 +225,37 @@ def test_a_tiny_real_study_runs_in_parallel_then_resumes(tmp_path: Path) -> None
     stamps = [m.stat().st_mtime for m in markers]
     study_main([*args, *QUICK_TRAINER, "callbacks=none"])  # resume: nothing runs again
     assert [m.stat().st_mtime for m in sorted(out.rglob(MARKER))] == stamps
+
+
+def test_removal_curves_are_averaged_over_seeds() -> None:
+    from hint_lightning.study.curves import _mean_curve
+
+    curves = [
+        {"fractions": [0.1, 0.5], "most_first": [1.0, None], "least_first": [2.0, 2.0]},
+        {"fractions": [0.1, 0.5], "most_first": [3.0, None], "least_first": [4.0, 0.0]},
+    ]
+    assert _mean_curve(curves) == {
+        "fractions": [0.1, 0.5],
+        "most_first": [2.0, None],
+        "least_first": [3.0, 1.0],
+    }
+
+
+def test_the_study_draws_the_removal_curves_of_its_rows(tmp_path: Path) -> None:
+    pytest.importorskip("hint_lightning.viz.removal_curves")
+    from hint_lightning.study.curves import plot_study_curves
+
+    runs = []
+    for seed in range(2):
+        run = tmp_path / f"seed{seed}"
+        finish(run, {})
+        (run / "metrics.json").write_text(json.dumps({
+            "test/removal_curve/fractions": [0.1, 0.5],
+            "test/removal_curve/most_first": [1.0, 0.2 * seed],
+            "test/removal_curve/least_first": [1.0, 0.9],
+        }))  # fmt: skip
+        runs.append(str(run))
+    table = {"title": "t", "rows": [{"experiment": "row", "run_dirs": runs}]}
+    path = plot_study_curves(table, tmp_path, "test")
+    assert path is not None and path.stat().st_size > 0
+    assert plot_study_curves(table, tmp_path, "val") is None  # no curves of that split

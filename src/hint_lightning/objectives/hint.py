@@ -35,7 +35,10 @@ def _ordered_pairs(human_importance: Tensor, proposal_mask: Tensor | None) -> Te
 
 
 def hint_ranking_loss(
-    network_importance: Tensor, human_importance: Tensor, proposal_mask: Tensor | None = None
+    network_importance: Tensor,
+    human_importance: Tensor,
+    proposal_mask: Tensor | None = None,
+    margin: float = 0.0,
 ) -> Tensor:
     """Per-sample HINT ranking loss.
 
@@ -44,9 +47,11 @@ def hint_ranking_loss(
         human_importance: ``[B, N]`` h, the human importance of each proposal.
         proposal_mask: ``[B, N]`` bool (or 0/1 numbers), False for padded proposals; pairs
             involving one of them don't count. None: every proposal is real.
+        margin: ``m``: a pair costs unless ``alpha_i`` beats ``alpha_j`` by ``m`` (0: the paper;
+            with ``m > 0`` tied importance is no longer free).
 
     Returns:
-        ``[B]``: ``sum over (i, j) with h_i > h_j of max(0, alpha_j - alpha_i)``.
+        ``[B]``: ``sum over (i, j) with h_i > h_j of max(0, alpha_j - alpha_i + m)``.
 
     Example:
         >>> alpha = torch.tensor([[0.1, 0.5, 0.2]])
@@ -61,7 +66,9 @@ def hint_ranking_loss(
         )
     pairs = _ordered_pairs(human_importance, proposal_mask)
     # violation[b, i, j] = alpha_j - alpha_i, positive when the network ranks j above i.
-    violation = torch.relu(network_importance.unsqueeze(1) - network_importance.unsqueeze(2))
+    violation = torch.relu(
+        network_importance.unsqueeze(1) - network_importance.unsqueeze(2) + margin
+    )
     return (violation * pairs).sum(dim=(1, 2))
 
 
@@ -130,6 +137,8 @@ class HintObjective(GroundingObjective):
         rank_on: ``"signed"`` (the paper) or ``"abs"``: rank ``|importance|``.
         pair_mean: divide each sample's loss by its number of ordered pairs (the paper sums;
             this makes lambda independent of the number of proposals). Formerly ``normalize``.
+        margin: ranking margin (0: the paper). With ``normalize="per_sample"`` it is relative
+            to the sample's importance scale; it makes uniform importance cost something.
         random_importance_per_batch: see :class:`GroundingObjective`.
     """
 
@@ -143,6 +152,7 @@ class HintObjective(GroundingObjective):
         rank_on: str = "signed",
         pair_mean: bool = False,
         random_importance_per_batch: bool = False,
+        margin: float = 0.0,
     ) -> None:
         super().__init__(weight, random_importance_per_batch)
         self.normalize, self.pair_mean = _normalize_option(normalize, bool(pair_mean))
@@ -151,6 +161,9 @@ class HintObjective(GroundingObjective):
                 f"objective.rank_on must be one of {', '.join(RANK_ON_CHOICES)}, got {rank_on!r}"
             )
         self.rank_on = rank_on
+        if margin < 0:
+            raise ValueError(f"objective.margin must be >= 0, got {margin}")
+        self.margin = float(margin)
 
     def ranked_importance(self, importance: Tensor, proposal_mask: Tensor | None) -> Tensor:
         """``[B, N]`` what is ranked: ``|alpha|`` or ``alpha``, divided by its scale or not."""
@@ -163,7 +176,9 @@ class HintObjective(GroundingObjective):
     def sample_losses(self, ctx: GroundingContext) -> Tensor:
         """Per-row ranking losses ``[H]``."""
         ranked = self.ranked_importance(ctx.importance(), ctx.proposal_mask)
-        losses = hint_ranking_loss(ranked, ctx.human_importance, ctx.proposal_mask)
+        losses = hint_ranking_loss(
+            ranked, ctx.human_importance, ctx.proposal_mask, margin=self.margin
+        )
         if self.pair_mean:
             pairs = count_ordered_pairs(ctx.human_importance, ctx.proposal_mask)
             losses = losses / pairs.clamp(min=1)
@@ -172,5 +187,5 @@ class HintObjective(GroundingObjective):
     def extra_repr(self) -> str:
         return (
             f"weight={self.weight}, normalize={self.normalize}, rank_on={self.rank_on}, "
-            f"pair_mean={self.pair_mean}"
+            f"pair_mean={self.pair_mean}, margin={self.margin}"
         )

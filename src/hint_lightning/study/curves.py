@@ -15,8 +15,21 @@ from typing import Any
 __all__ = ["plot_study_curves"]
 
 
+def _mean_curve(curves: list[dict[str, list[float | None]]]) -> dict[str, list[float | None]]:
+    """Pointwise mean over the seeds' curves (same fractions; None where no seed has a value)."""
+    out: dict[str, list[float | None]] = {"fractions": list(curves[0]["fractions"])}
+    for order in ("most_first", "least_first"):
+        columns = [c[order] for c in curves if order in c and c["fractions"] == out["fractions"]]
+        if columns:
+            out[order] = [
+                (sum(v) / len(v)) if (v := [x for x in point if x is not None]) else None
+                for point in zip(*columns, strict=True)
+            ]
+    return out
+
+
 def plot_study_curves(table: dict[str, Any], output_dir: Path, split: str) -> Path | None:
-    """Plot the removal curves of every row of ``table`` to ``<output_dir>/removal_curves.png``.
+    """Plot each row's removal curves (mean over its seeds) to ``removal_curves.png``.
 
     Args:
         table: :func:`~hint_lightning.study.table.build_table`'s result.
@@ -30,13 +43,14 @@ def plot_study_curves(table: dict[str, Any], output_dir: Path, split: str) -> Pa
         module = importlib.import_module("hint_lightning.viz.removal_curves")
     except ImportError:
         return None
-    plot = getattr(module, "plot_removal_curves", None)
-    if plot is None:
+    rows: dict[str, Any] = {}
+    for row in table["rows"]:
+        found = [
+            module.curves_from_metrics(Path(p) / "metrics.json", split) for p in row["run_dirs"]
+        ]
+        found = [c for c in found if c]
+        rows[row["experiment"]] = _mean_curve(found) if found else None
+    if not any(rows.values()):
         return None
-    runs = {row["experiment"]: [Path(p) for p in row["run_dirs"]] for row in table["rows"]}
-    target = output_dir / "removal_curves.png"
-    try:
-        result = plot(runs, target, split=split)
-    except (FileNotFoundError, KeyError, ValueError):  # the runs hold no curves
-        return None
-    return Path(result) if result else (target if target.is_file() else None)
+    title = f"{table['title']}: removal curves ({split}, mean over seeds)"
+    return Path(module.plot_removal_curves(rows, output_dir / "removal_curves.png", title=title))

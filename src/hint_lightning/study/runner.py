@@ -253,13 +253,14 @@ def _schedule(
 def _prepare_data(pending: Sequence[RunSpec], output_dir: Path, threads: int) -> None:
     """Build the data of every experiment once, before runs start in parallel.
 
-    Two processes preparing the same store at once would race; this runs each distinct
-    experiment's ``prepare_data()`` in one subprocess first (a no-op when the data exists).
+    Two processes preparing the same store at once would race; this runs ``prepare_data()``
+    for each distinct experiment and ``data.`` overrides, in one subprocess, first (a no-op
+    when the data exists).
     """
     firsts: dict[str, list[str]] = {}
     for spec in pending:
-        experiment = next(o for o in spec.overrides if o.startswith("experiment="))
-        firsts.setdefault(experiment, list(spec.overrides))
+        data = tuple(o for o in spec.overrides if o.startswith(("experiment=", "data.")))
+        firsts.setdefault(" ".join(data), list(spec.overrides))
     if not firsts:
         return
     output_dir.mkdir(parents=True, exist_ok=True)
