@@ -265,3 +265,20 @@ def test_a_checkpoint_without_a_data_config_names_the_run_that_wrote_it(
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
     assert "the run that produced it (task_name=old_run, seed=3) stored no data" in lines[0]
+
+
+def test_bf16_mixed_gives_finite_suite_values_close_to_float32(
+    trained: dict[str, Any], evaluated: dict[str, Any], tmp_path: Path
+) -> None:
+    """bf16 autocast (what trainer=gpu uses) over the same questions: no NaN/inf where float32
+    is defined, means within bf16's rounding of the float32 ones."""
+    cfg = eval_config(trained["ckpt/last"], tmp_path, ALL, "trainer.precision=bf16-mixed")
+    low = evaluate(cfg)
+    full = evaluated["stored"]
+    for key in ("plausibility/relevance_mass", "plausibility/iou", "faithfulness/curve_area",
+                "faithfulness/comprehensiveness_aopc", "faithfulness/morf_50"):  # fmt: skip
+        value = low[f"test/{key}"]
+        assert math.isfinite(value), key
+        tolerance = 0.01 if key.startswith("plausibility") else 2e-3  # scores are ~0.05 here
+        assert value == pytest.approx(full[f"test/{key}"], abs=tolerance), key
+    assert abs(low["test/fpvg/fpvg_plus"] - full["test/fpvg/fpvg_plus"]) < 0.05
