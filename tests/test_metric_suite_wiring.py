@@ -242,6 +242,11 @@ def test_a_split_without_human_importance_names_the_split_and_the_metric(
     with pytest.raises(ConfigError, match=message):
         loader = torch.utils.data.DataLoader([batch], batch_size=None)
         trainer.test(model, dataloaders=loader, verbose=False)
+    # train's default families only warn: a finished run is not failed at its test.
+    model.configure_metric_suite({"plausibility": {}, "faithfulness": {}}, strict=False)
+    trainer.test(model, dataloaders=loader, verbose=False)
+    assert "test/faithfulness/curve_area" in model.suite_results
+    assert not any("plausibility" in key for key in model.suite_results)
 
 
 def test_a_checkpoint_without_a_data_config_names_the_run_that_wrote_it(
