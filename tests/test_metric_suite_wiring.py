@@ -23,6 +23,8 @@ from hint_lightning.stored_run import build_datamodule, build_model, read_run
 from hint_lightning.train import CONFIG_DIR, train
 from hint_lightning.utils.cli_errors import ConfigError
 
+pytestmark = pytest.mark.slow  # train and evaluate end to end
+
 ALL = "metrics=[plausibility,faithfulness,fpvg]"
 TEST_BATCHES = 2
 
