@@ -25,6 +25,7 @@ SECTIONS = (
     "easyvqa_cp_loader",
     "importance",
     "metrics",
+    "vit",
     "targets",
 )
 TRAIN_CONFIGS = (
@@ -53,6 +54,7 @@ TARGETS = (
     "proposal_importance_480x640_36_boxes",
     "loader_vs_hint_training",
     "faithfulness_suite_vs_plain_evaluation",
+    "hint_vit_within_2x_plain",
 )
 
 

@@ -116,10 +116,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     outcome: dict[str, Any] = {}
     wall = previous.get("wall_seconds")
     if args.table_only:
-        command = previous.get("command", command)
+        command = previous.get("command") or f"python -m hint_lightning.study {args.name}"
     else:
         start = time.perf_counter()
-        outcome = _run(study, output, args, console)
+        try:
+            outcome = _run(study, output, args, console)
+        except KeyboardInterrupt:
+            console.print("[red]interrupted[/]: finished runs are kept; run again to resume")
+            raise SystemExit(130) from None
         if outcome["ran"] or wall is None:
             wall = time.perf_counter() - start
     table = build_table(study, output, resamples=args.resamples)

@@ -18,7 +18,7 @@ from typing import Any
 from hint_lightning.compare import summarize_runs
 from hint_lightning.stats.runs import METRICS_FILE, RunRecord
 from hint_lightning.study.config import StudyConfig
-from hint_lightning.study.runner import is_finished, run_dir_of, select_values
+from hint_lightning.study.runner import MARKER, is_finished, run_dir_of, select_values
 from hint_lightning.utils.io import atomic_path, write_json, write_text
 from hint_lightning.utils.report import markdown_lines
 
@@ -89,6 +89,7 @@ def build_table(study: StudyConfig, output_dir: Path, resamples: int = 2000) -> 
                 entry["selected"] = {row.select.key: selection[row.id]["chosen"]}
             ordered.append(entry)
     return {
+        "run_seconds": _run_seconds(output_dir),
         "study": study.name,
         "title": study.title,
         "seeds": list(study.seeds),
@@ -98,6 +99,18 @@ def build_table(study: StudyConfig, output_dir: Path, resamples: int = 2000) -> 
         "columns": [column.__dict__ for column in study.columns],
         "rows": ordered,
     }
+
+
+def _run_seconds(output_dir: Path) -> dict[str, float]:
+    """``{"runs", "seconds"}``: the finished runs' count and summed training time (markers)."""
+    runs, seconds = 0, 0.0
+    for marker in output_dir.rglob(MARKER):
+        try:
+            seconds += float(json.loads(marker.read_text()).get("seconds", 0.0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+        runs += 1
+    return {"runs": runs, "seconds": seconds}
 
 
 def _cell(stat: dict[str, Any] | None, digits: int, signed: bool = False) -> str:
@@ -158,6 +171,12 @@ def markdown_table(
         notes.append(f"Not run / not finished: {', '.join(table['missing'])}.")
     if len(seeds) < 5:
         notes.append(f"With {len(seeds)} seeds the seed level of the bootstrap is coarse.")
+    spent = table.get("run_seconds") or {}
+    if spent.get("runs"):
+        notes.append(
+            f"{spent['runs']} finished runs (candidates of select: included), "
+            f"{spent['seconds'] / 60:.1f} min of run time in all."
+        )
     if command:
         notes.append(f"Command: `{command}`" + (f" ({wall_seconds / 60:.1f} min wall time)."
                                                  if wall_seconds is not None else "."))  # fmt: skip
