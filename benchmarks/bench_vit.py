@@ -16,7 +16,9 @@ easy-VQA-sized questions (64x64 RGB images cut into 16x16, 8x8 or 4x4-pixel patc
   backward).
 
 Timed round-robin after a warm-up round: median/IQR ms, ``ratio`` (HINT median / plain
-median) and ``ratio_min`` (of the fastest steps: steadier under load). Memory: the peak RSS of
+median) and ``ratio_min`` (of the fastest steps), and the same for the process's CPU time
+(``*_cpu_ms``, ``ratio_cpu``: the work done, all threads summed, far less sensitive than wall
+time to other processes sharing the cores). Memory: the peak RSS of
 one step above the RSS before it (``step_rss_mb``; the double backward's graph for ``hint``),
 with the allocator returning freed memory (``MALLOC_MMAP_THRESHOLD_``, set by ``make bench``).
 Short by default (1 warm-up and 3 timed rounds, a few minutes on 2 loaded cores; ``--rounds``
@@ -115,14 +117,16 @@ def run(patch_counts: tuple[int, ...], warmup: int, rounds: int) -> dict[str, An
             module = make_module(patches, name == "hint")
             setups[name] = (module, torch.optim.AdamW(module.parameters(), lr=1e-3))
         times: dict[str, list[float]] = {name: [] for name in setups}
+        cpu: dict[str, list[float]] = {name: [] for name in setups}
         names = list(setups)
         for index in range(warmup + rounds):
             for name in names[index % 2 :] + names[: index % 2]:
                 module, optimizer = setups[name]
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 step(module, optimizer, batch)
                 if index >= warmup:
                     times[name].append(time.perf_counter() - start)
+                    cpu[name].append(time.process_time() - start_cpu)
         memory = {}
         for name, (module, optimizer) in setups.items():
             gc.collect()
@@ -131,12 +135,16 @@ def run(patch_counts: tuple[int, ...], warmup: int, rounds: int) -> dict[str, An
             step(module, optimizer, batch)
             memory[name] = round(status_mb("VmHWM") - before, 1)
         stats = {name: summarize(values, 1000.0, 1) for name, values in times.items()}
+        work = {name: summarize(values, 1000.0, 1) for name, values in cpu.items()}
         result[str(patches)] = {
             "patch_size": int((64 * 64 // patches) ** 0.5),
             "plain_ms": stats["plain"],
             "hint_ms": stats["hint"],
             "ratio": round(stats["hint"]["median"] / stats["plain"]["median"], 2),
             "ratio_min": round(stats["hint"]["min"] / stats["plain"]["min"], 2),
+            "plain_cpu_ms": work["plain"],
+            "hint_cpu_ms": work["hint"],
+            "ratio_cpu": round(work["hint"]["median"] / work["plain"]["median"], 2),
             "step_rss_mb": memory,
         }
     return result

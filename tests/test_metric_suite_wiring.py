@@ -23,6 +23,8 @@ from hint_lightning.stored_run import build_datamodule, build_model, read_run
 from hint_lightning.train import CONFIG_DIR, train
 from hint_lightning.utils.cli_errors import ConfigError
 
+pytestmark = pytest.mark.slow  # train and evaluate end to end
+
 ALL = "metrics=[plausibility,faithfulness,fpvg]"
 TEST_BATCHES = 2
 
@@ -218,7 +220,7 @@ def test_the_stored_dataset_threshold_reaches_evaluation() -> None:
 
 
 def test_a_split_without_human_importance_names_the_split_and_the_metric(
-    trained: dict[str, Any],
+    trained: dict[str, Any], tmp_path: Path
 ) -> None:
     import pytorch_lightning as pl
 
@@ -236,12 +238,18 @@ def test_a_split_without_human_importance_names_the_split_and_the_metric(
     batch["human_importance"] = torch.zeros_like(batch["human_importance"])
     trainer = pl.Trainer(
         accelerator="cpu", inference_mode=False, logger=False, enable_progress_bar=False,
-        enable_model_summary=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
     )  # fmt: skip
     message = r"split val has no human importance, which metrics\.plausibility needs \(metrics"
     with pytest.raises(ConfigError, match=message):
         loader = torch.utils.data.DataLoader([batch], batch_size=None)
         trainer.test(model, dataloaders=loader, verbose=False)
+    # train's default families only warn: a finished run is not failed at its test.
+    model.configure_metric_suite({"plausibility": {}, "faithfulness": {}}, strict=False)
+    trainer.test(model, dataloaders=loader, verbose=False)
+    assert "test/faithfulness/curve_area" in model.suite_results
+    assert not any("plausibility" in key for key in model.suite_results)
+    assert model.suite_results["per_question"] == str(tmp_path / "per_question.jsonl")
 
 
 def test_a_checkpoint_without_a_data_config_names_the_run_that_wrote_it(

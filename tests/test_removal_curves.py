@@ -54,6 +54,7 @@ def test_bad_curves_say_what_is_wrong(tmp_path: Path) -> None:
         plot_removal_curves({"a": bad}, tmp_path / "x.png")
 
 
+@pytest.mark.slow  # starts an offline W&B run
 def test_suite_outputs_write_the_plot_and_the_wandb_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

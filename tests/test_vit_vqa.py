@@ -143,3 +143,16 @@ def test_easyvqa_cp_vit_trains_then_fine_tunes_with_hint(
     assert 0 <= baseline["test/acc"] <= 100 and -1 <= baseline["test/rho"] <= 1
     hint = run("experiment=easyvqa_cp_vit_hint", f"init_from={baseline['ckpt/last']}", out="hint")
     assert hint["train/loss_grounding"] > 0 and hint["train/hinted_frac"] == 1.0
+    # Figure 2 for patches: base vs HINT, the importance grid over the raw image
+    from hint_lightning.viz.figure2 import write_question_figures
+    from hint_lightning.viz.questions import importance_for_questions, load_datamodule
+
+    data, _, _ = load_datamodule(baseline["ckpt/last"], str(easyvqa_data_dir))
+    ids = data.question_ids("test")[:2].tolist()
+    runs = [
+        (name, importance_for_questions(ckpt, ids, datamodule=data))
+        for name, ckpt in (("base", baseline["ckpt/last"]), ("HINT", hint["ckpt/last"]))
+    ]
+    assert runs[0][1]["boxes"].shape == (2, 64, 4) and runs[0][1]["images"][0].shape == (64, 64, 3)
+    paths = write_question_figures(runs, tmp_path / "figures")
+    assert len(paths) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)

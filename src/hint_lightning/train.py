@@ -123,7 +123,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     if hasattr(model, "configure_metric_suite"):  # metrics=[...]: the evaluation suite
         stages = list(cfg.get("metrics_stages") or ["test"])
-        model.configure_metric_suite(suite_config(cfg.get("metrics"), cfg.data), stages)
+        options = suite_config(cfg.get("metrics"), cfg.data)
+        model.configure_metric_suite(options, stages, strict=False)  # no human importance: warn
     if hasattr(model, "initialize_from_data") and model.initialize_from_data(datamodule):
         log.info("Initialized the word embeddings from the prepared word vectors")
     if cfg.get("init_from"):

@@ -31,6 +31,7 @@ unpadded evaluation sampler), and the per-question rows are gathered, not reduce
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from hint_lightning.modules.task import GroundingRows, gather_objects
 from hint_lightning.utils.cli_errors import ConfigError
 
 __all__ = ["HUMAN_FAMILIES", "MetricSuiteMixin", "curve_entries", "suite_config"]
+
+log = logging.getLogger(__name__)
 
 HUMAN_FAMILIES = ("plausibility", "fpvg")
 """The families that need human importance on the evaluated split."""
@@ -128,6 +131,7 @@ class MetricSuiteMixin:
         split: str | None = None,
         per_question: bool = True,
         constants: Mapping[str, Any] | None = None,
+        strict: bool = True,
     ) -> None:
         """Judge ``model.eval_importance`` with the configured families in ``stages``.
 
@@ -138,6 +142,9 @@ class MetricSuiteMixin:
                 test loop on val); None: the stage's name.
             per_question: write ``per_question.jsonl`` at the end of the test stage.
             constants: more fields of every per-question line (e.g. the trained run's seed).
+            strict: a split without human importance for plausibility or FPVG is an error
+                (``evaluate``); False: a warning and those families are not reported
+                (``train``, whose default ``[plausibility]`` must not fail a finished run).
 
         Raises:
             ConfigError: one line, for an unknown family or option, grounding metrics
@@ -174,6 +181,7 @@ class MetricSuiteMixin:
         self.suite_split = split
         self._suite_per_question = per_question
         self._suite_constants = dict(constants or {})
+        self._suite_strict = strict
         self._suite_records: list[dict[str, Any]] = []
         self._suite_hinted = 0
 
@@ -305,14 +313,21 @@ class MetricSuiteMixin:
         label = (self.suite_split or stage) if stage == "test" else stage
         hinted = sum(gather_objects([self._suite_hinted]))
         needing = [family for family in HUMAN_FAMILIES if family in self.suite.families]
+        skipped: set[str] = set()
         if needing and hinted == 0 and self._suite_evaluated():
-            raise ConfigError(
+            message = (
                 f"split {label} has no human importance, which metrics.{needing[0]} needs "
                 f"({', '.join('metrics.' + f for f in needing)}): evaluate a split with human "
                 "importance, or leave these families out (e.g. metrics=[faithfulness])"
             )
+            if getattr(self, "_suite_strict", True):
+                raise ConfigError(message)
+            log.warning("%s; not reported", message)  # train's default families: a warning
+            skipped = set(needing)
         results: dict[str, Any] = {}
         for family, metric in self.suite.families.items():
+            if family in skipped:
+                continue
             means = metric.results()
             for name, value in means.items():
                 defined = value == value  # NaN: never defined (null in metrics.json, not logged)
