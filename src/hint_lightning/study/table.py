@@ -164,12 +164,12 @@ def markdown_table(
         f"Mean over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}) [95% bootstrap interval"
         f" over {' and '.join(sources) or 'seeds'}]; accuracy in percent; — : not measured.",
     ]
-    if len(sources) > 1:
-        first = columns[0].key
-        by_questions = [
-            row["experiment"] for row in table["rows"]
-            if (row.get(first) or {}).get("interval_from") == "questions"
-        ]  # fmt: skip
+    first = columns[0].key
+    by_questions = [
+        row["experiment"] for row in table["rows"]
+        if (row.get(first) or {}).get("interval_from") == "questions"
+    ]  # fmt: skip
+    if by_questions and len(by_questions) < len(table["rows"]):
         notes.append(
             f"Intervals of {first} resample seeds and questions for the rows "
             f"{', '.join(by_questions)} (their runs wrote per-question values), seeds only for "
