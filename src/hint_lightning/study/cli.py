@@ -61,7 +61,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("name", help="a study of conf/study/ (or a path to a study YAML)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="replace the seeds")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None,
+        help="replace the seeds (put Hydra overrides before it, or they are read as seeds)",
+    )  # fmt: skip
     parser.add_argument("--output-dir", type=Path, default=None, help="default logs/study/NAME")
     parser.add_argument("--readme", type=Path, default=None, help="fill this file's study block")
     parser.add_argument("--table-only", action="store_true", help="train nothing")

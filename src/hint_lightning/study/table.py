@@ -18,7 +18,7 @@ from typing import Any
 from hint_lightning.compare import summarize_runs
 from hint_lightning.stats.runs import METRICS_FILE, RunRecord
 from hint_lightning.study.config import StudyConfig
-from hint_lightning.study.runner import MARKER, is_finished, run_dir_of, select_values
+from hint_lightning.study.runner import MARKER, is_finished, plan_runs, run_dir_of, select_values
 from hint_lightning.utils.io import atomic_path, write_json, write_text
 from hint_lightning.utils.report import markdown_lines
 
@@ -89,7 +89,7 @@ def build_table(study: StudyConfig, output_dir: Path, resamples: int = 2000) -> 
                 entry["selected"] = {row.select.key: selection[row.id]["chosen"]}
             ordered.append(entry)
     return {
-        "run_seconds": _run_seconds(output_dir),
+        "run_seconds": _run_seconds(study, output_dir),
         "study": study.name,
         "title": study.title,
         "seeds": list(study.seeds),
@@ -101,10 +101,11 @@ def build_table(study: StudyConfig, output_dir: Path, resamples: int = 2000) -> 
     }
 
 
-def _run_seconds(output_dir: Path) -> dict[str, float]:
-    """``{"runs", "seconds"}``: the finished runs' count and summed training time (markers)."""
+def _run_seconds(study: StudyConfig, output_dir: Path) -> dict[str, float]:
+    """``{"runs", "seconds"}``: the study's finished runs and their summed time (markers)."""
     runs, seconds = 0, 0.0
-    for marker in output_dir.rglob(MARKER):
+    for spec in plan_runs(study, output_dir):
+        marker = spec.run_dir / MARKER
         try:
             seconds += float(json.loads(marker.read_text()).get("seconds", 0.0))
         except (OSError, ValueError, TypeError, AttributeError):
@@ -163,6 +164,17 @@ def markdown_table(
         f"Mean over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}) [95% bootstrap interval"
         f" over {' and '.join(sources) or 'seeds'}]; accuracy in percent; — : not measured.",
     ]
+    if len(sources) > 1:
+        first = columns[0].key
+        by_questions = [
+            row["experiment"] for row in table["rows"]
+            if (row.get(first) or {}).get("interval_from") == "questions"
+        ]  # fmt: skip
+        notes.append(
+            f"Intervals of {first} resample seeds and questions for the rows "
+            f"{', '.join(by_questions)} (their runs wrote per-question values), seeds only for "
+            "the others."
+        )
     if control:
         notes.append(f'Δ: paired difference from the control row "{control}" (same seeds).')
     if table["selection"]:

@@ -36,8 +36,16 @@ def run_wrapped(
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_intermixed_args(argv)
     seeds = args.seeds or ([args.seed] if args.seed is not None else None)
-    forwarded = [study, "--output-dir", str(args.output_dir), "--jobs", str(args.jobs)]
+    # overrides right after the name: after --seeds they would be read as more seeds
+    forwarded = [
+        study,
+        *args.overrides,
+        "--output-dir",
+        str(args.output_dir),
+        "--jobs",
+        str(args.jobs),
+    ]
     forwarded += ["--seeds", *map(str, seeds)] if seeds else []
     forwarded += ["--readme", str(args.readme)] if args.readme else []
     forwarded += ["--table-only"] if args.table_only else []
-    return study_main([*forwarded, *args.overrides])
+    return study_main(forwarded)
