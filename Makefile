@@ -28,8 +28,8 @@ java: ## Install a Java runtime if missing (pycocoevalcap's tokenizer and METEOR
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends default-jre-headless; \
 	fi
 
-demo: install ## Run the easy-VQA-CP demo (UpDn, HINT, Attn. Align, controls) and print its table
-	$(PY) -m hint_lightning.demo
+demo: install ## Run the easy-VQA-CP study (conf/study/easyvqa_cp.yaml, 2 jobs) and print its table
+	$(PY) -m hint_lightning.demo --jobs 2
 
 test: install ## Run the whole test suite (slow end-to-end tests included, as CI does)
 	$(PY) -m pytest

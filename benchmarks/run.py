@@ -23,6 +23,9 @@ leak into the next; each section records the 1-minute load average before and af
 * ``metrics``: :mod:`benchmarks.bench_metrics` (each grounding metric family on 512
   questions at paper scale, ``--quick``: 128; the faithfulness suite vs a plain evaluation
   pass; ``python -m benchmarks.bench_metrics --questions 10000`` for the issue's figure);
+* ``vit``: :mod:`benchmarks.bench_vit` (HINT on the ViT's patch tokens vs a plain step, 16,
+  64 and 256 patches, batch 64 on CPU, with the double backward's memory; ``--quick``: 16
+  and 64, one round);
 * ``targets``: each target with its measured value and whether it is met.
 
 The object is printed on stdout and written to ``benchmarks/results/bench.json``
@@ -169,6 +172,15 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
             "x plain",
             ratio <= 15.0,
         ),
+        "hint_vit_within_2x_plain": lambda: (
+            _target(
+                "HINT on the ViT's 64 patch tokens <= 2x a plain step (CPU, batch 64, medians)",
+                ratio := result["vit"]["configs"]["64"]["ratio"],
+                "x plain",
+                ratio <= 2.0,
+            )
+            | {"ratio_min": result["vit"]["configs"]["64"]["ratio_min"]}
+        ),
         "loader_vs_hint_training": lambda: _target(
             "VQA loader (batch 64, best of 0/2 workers) >= 5x HINT training samples/s",
             ratio := result["data_loading"]["best_ratio"],
@@ -220,6 +232,7 @@ def run(quick: bool) -> dict[str, Any]:
     result["easyvqa_cp_loader"] = loaders.get("easyvqa_cp", {"error": loaders.get("error")})
     result["importance"] = _section("importance", "benchmarks.bench_importance", quick)
     result["metrics"] = _section("metrics", "benchmarks.bench_metrics", quick)
+    result["vit"] = _section("vit", "benchmarks.bench_vit", quick)
     result["targets"] = targets(result)
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["machine"]["note"] = _load_note(result)

@@ -25,6 +25,7 @@ SECTIONS = (
     "easyvqa_cp_loader",
     "importance",
     "metrics",
+    "vit",
     "targets",
 )
 TRAIN_CONFIGS = (
@@ -53,6 +54,7 @@ TARGETS = (
     "proposal_importance_480x640_36_boxes",
     "loader_vs_hint_training",
     "faithfulness_suite_vs_plain_evaluation",
+    "hint_vit_within_2x_plain",
 )
 
 
@@ -116,6 +118,10 @@ def test_quick_benchmark_has_every_section(quick_results: dict[str, Any]) -> Non
     assert families["sufficiency_comprehensiveness"]["forward_rows_per_question"] == 6
     assert families["removal_curves"]["forward_rows_per_question"] == 10
     assert families["fpvg"]["forward_rows_per_question"] == 2
+    paper = quick_results["metrics"]["at_10000_questions"]
+    assert paper["extrapolated"] is True and paper["from_measured_questions"] == 128
+    measured = quick_results["metrics"]["families"]["removal_curves"]["seconds"]
+    assert paper["seconds"]["removal_curves"] == pytest.approx(measured * 10_000 / 128, abs=0.1)
     assert set(quick_results["targets"]) == set(TARGETS)
     for name, target in quick_results["targets"].items():
         assert isinstance(target["pass"], bool), name

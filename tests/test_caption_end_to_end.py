@@ -18,6 +18,7 @@ from hint_lightning.data import caption_batch as C
 from hint_lightning.data.caption_collate import collate_captions
 from hint_lightning.data.caption_datamodule import COCOCaptionDataModule
 from hint_lightning.evaluate import evaluate
+from hint_lightning.metrics.per_question import read_per_question
 from hint_lightning.prepare.coco import prepare_coco
 from hint_lightning.prepare.fixture.coco_files import (
     FIXTURE_CATEGORY_WORDS,
@@ -150,6 +151,22 @@ def test_prepare_train_hint_and_evaluate_on_the_fixture(prepared: Path, tmp_path
     test_images = {a["image_id"] for a in json.loads(references.read_text())["annotations"]}
     assert {r["image_id"] for r in written} == test_images
     assert "test/CIDEr" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+
+    # The evaluation suite at visual-word steps (decision: the word's log-probability).
+    suite_cfg = OmegaConf.merge(cfg, {"trainer": {"default_root_dir": str(tmp_path / "suite")}})
+    suite_cfg.metrics = compose_train_config(
+        ["metrics=[plausibility,faithfulness,fpvg]"], output_dir=tmp_path / "unused"
+    ).metrics
+    suite = evaluate(suite_cfg)
+    records = read_per_question(tmp_path / "suite")
+    assert len(records) > 0 and all(r["split"] == "test" for r in records)
+    assert all(r["log_prob"] <= 0 and isinstance(r["word"], str) for r in records)
+    for record in records:  # FPVG's pass on the decision rows = the teacher-forced pass
+        if record["fpvg/accuracy_all"] is not None:
+            assert record["fpvg/accuracy_all"] == float(record["correct"]), record
+    assert all(value <= 0 for value in suite["test/removal_curve/most_first"] if value is not None)
+    assert suite["test/plausibility/rho"] == pytest.approx(suite["test/rho"], abs=1e-5)
+    assert (tmp_path / "suite" / "removal_curves.png").is_file()
 
     cfg.split = "val"
     cfg.trainer.default_root_dir = str(tmp_path / "eval_val")

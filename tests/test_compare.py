@@ -231,3 +231,39 @@ def test_unknown_control_is_one_clear_line(runs: Path, capsys: pytest.CaptureFix
         compare.main([str(runs), "--control", "nope"])
     assert exit_info.value.code == 2
     assert "--control 'nope' is not a row; the rows are: easyvqa_cp_updn" in capsys.readouterr().err
+
+
+def test_suite_keys_get_columns_intervals_and_paired_differences(tmp_path: Path) -> None:
+    """The evaluation suite's family-prefixed keys (``test/faithfulness/curve_area``) and
+    per-question columns (``faithfulness/curve_area``): shown as columns, bootstrapped over
+    questions, paired with the control (the treated row's area is the control's plus 0.25)."""
+    logs = tmp_path / "logs"
+    for seed in (0, 1):
+        base = [((3 * q + seed) % 7) / 10 for q in range(20)]
+        for offset, name in ((0.0, "control"), (0.25, "treated")):
+            areas = [b + offset for b in base]
+            records = [
+                {"question_id": q, "faithfulness/curve_area": a, "fpvg/fpvg_plus": None}
+                for q, a in enumerate(areas)
+            ]
+            metrics = {
+                "test/acc": 50.0,
+                "test/faithfulness/curve_area": sum(areas) / 20,
+                "test/removal_curve/fractions": [0.5],  # lists are not metrics
+                "test/removal_curve/most_first": [0.1],
+            }
+            make_run(
+                logs / name / str(seed), metrics, 10 * seed + offset, hydra_task=name,
+                seed=seed, per_question=records,
+            )  # fmt: skip
+    rows = compare.compare_runs([logs], control="control", resamples=300)
+    treated = {r["experiment"]: r for r in rows}["treated"]
+    area = treated["test/faithfulness/curve_area"]
+    assert area["interval_from"] == "questions" and area["n"] == 2
+    paired = treated["paired"]["test/faithfulness/curve_area"]
+    assert paired["mean"] == pytest.approx(0.25)
+    assert paired["low"] == pytest.approx(0.25) and paired["high"] == pytest.approx(0.25)
+    assert not any("removal_curve" in key for key in treated)
+    table = compare.markdown_table(rows, control="control")
+    assert "LeRF-MoRF area" in table and "0.250 [0.250, 0.250]" in table
+    assert "FPVG+" not in table  # no run has a value

@@ -16,7 +16,7 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 FINETUNES = {  # start from a baseline (decoy digits train from scratch)
     name
     for name in EXPERIMENTS
-    if not name.endswith(("_updn", "_transformer")) and not name.startswith("decoy_")
+    if not name.endswith(("_updn", "_transformer", "_vit")) and not name.startswith("decoy_")
 }
 OBJECTIVE_CLASSES = {
     "hint": "HintObjective",
@@ -24,7 +24,36 @@ OBJECTIVE_CLASSES = {
     "rrr": "RRRObjective",
     "scr": "SCRObjective",
     "visfis": "VisFISObjective",
+    "energy": "EnergyObjective",
+    "amc": "AMCObjective",
+    "robustvit": "RobustViTObjective",
 }
+DECOY_VQA = {
+    "decoy_vqa_updn",
+    "decoy_vqa_hint",
+    "decoy_vqa_hint_random",
+    "decoy_vqa_hint_one_minus",
+    "decoy_vqa_hint_scale_invariant",
+    "decoy_vqa_hint_margin",
+    "decoy_vqa_scr",
+    "decoy_vqa_visfis",
+    "decoy_vqa_attn_align",
+    "decoy_vqa_energy",
+    "decoy_vqa_rrr",
+    "decoy_vqa_reference",
+}
+
+
+def test_the_decoy_vqa_experiments_exist_and_select_on_val_random(tmp_path: Path) -> None:
+    assert set(EXPERIMENTS) >= DECOY_VQA
+    for experiment in sorted(DECOY_VQA):
+        cfg = compose_train_config([f"experiment={experiment}"], output_dir=tmp_path)
+        assert cfg.data.val_split == "val_random", experiment
+        assert cfg.data.train_decoy == (experiment != "decoy_vqa_reference"), experiment
+    invariant = compose_train_config(
+        ["experiment=decoy_vqa_hint_scale_invariant"], output_dir=tmp_path
+    )
+    assert invariant.objective.normalize == "per_sample"
 
 
 def test_the_easyvqa_experiments_exist() -> None:
@@ -63,7 +92,8 @@ def test_finetune_without_baseline_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "objective", ["none", "hint", "attn_align", "rrr", "scr", "visfis", "energy"]
+    "objective",
+    ["none", "hint", "attn_align", "rrr", "scr", "visfis", "energy", "amc", "robustvit"],
 )
 def test_objective_group(objective: str, tmp_path: Path) -> None:
     cfg = compose_train_config([f"objective={objective}"], output_dir=tmp_path)
@@ -117,3 +147,16 @@ def test_importance_methods_are_model_options(model: str, tmp_path: Path) -> Non
 def test_trainer_configs_compose(trainer: str, tmp_path: Path) -> None:
     cfg = compose_train_config([f"trainer={trainer}"], output_dir=tmp_path)
     assert cfg.trainer.inference_mode is False  # grounding metrics need gradients
+
+
+@pytest.mark.parametrize(
+    "experiment", ["decoy_vqa_vit", "decoy_vqa_vit_hint", "decoy_vqa_vit_hint_random"]
+)
+def test_decoy_vqa_vit_experiments_compose_on_patches(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_train_config([f"experiment={experiment}"], output_dir=tmp_path)
+    assert cfg.data.proposals == "patches" and cfg.data.val_split == "val_random"
+    assert cfg.model.net._target_.endswith("ViTVQA")
+    assert cfg.model.train_importance == "token_input_x_gradient"
+    data = instantiate(cfg.data)
+    assert data.proposals == "patches" and data.patch_size == 8
+    assert (not cfg.objective) == (experiment == "decoy_vqa_vit")

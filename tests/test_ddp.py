@@ -101,17 +101,22 @@ def test_two_processes_reach_the_parameters_of_one_process_with_two_objectives(
 
 
 def test_ddp_evaluation_counts_every_question_once(baseline_ckpt: Path, tmp_path: Path) -> None:
+    from hint_lightning.metrics.per_question import read_per_question
+
     metrics = {}
+    questions = {}
     for name, trainer in (("single", "trainer=cpu"), ("ddp", "trainer=ddp_cpu")):
         out = tmp_path / name
         cli(
             "hint_lightning.evaluate",
             f"ckpt_path={baseline_ckpt}",
             trainer,
+            "metrics=[plausibility,faithfulness,fpvg]",
             "trainer.enable_progress_bar=false",
             f"hydra.run.dir={out}",
             cwd=tmp_path,
         )
+        questions[name] = {r["question_id"]: r for r in read_per_question(out)}
         metrics[name] = json.loads((out / "metrics.json").read_text())
         results = json.loads((out / "test_results.json").read_text())
         metrics[name]["questions"] = len(results)
@@ -126,6 +131,26 @@ def test_ddp_evaluation_counts_every_question_once(baseline_ckpt: Path, tmp_path
     for key in ("test/acc", "test/acc_yes_no", "test/acc_other"):
         assert metrics["ddp"][key] == pytest.approx(metrics["single"][key], abs=0.01), key
     assert metrics["ddp"]["test/rho"] == pytest.approx(metrics["single"]["test/rho"], abs=1e-3)
+    # The evaluation suite: one per-question file gathered from both processes, each question
+    # once, the same values as one process (drop replacement: independent of the batching).
+    assert questions["ddp"].keys() == questions["single"].keys()
+    assert len(questions["ddp"]) == metrics["ddp"]["test/questions"]
+    suite = [k for k in metrics["single"] if k.count("/") == 2 and "removal_curve" not in k]
+    assert len(suite) > 30
+    for key in suite:
+        single, ddp = metrics["single"][key], metrics["ddp"][key]
+        assert (single is None and ddp is None) or ddp == pytest.approx(single, abs=2e-3), key
+    differing = 0
+    for qid, record in questions["single"].items():
+        other = questions["ddp"][qid]
+        same = all(
+            (v is None and other[k] is None)
+            or (v is not None and other[k] is not None and abs(v - other[k]) < 1e-4)
+            for k, v in record.items()
+            if isinstance(v, float)
+        )
+        differing += not same
+    assert differing <= len(questions["single"]) // 500, differing  # near-ties may flip
 
 
 def test_unpadded_sampler_covers_each_item_once() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -133,12 +132,14 @@ def test_experiment_runs_in_process(experiment: str, tmp_path: Path) -> None:
         assert metrics["train/hinted_frac"] == 1.0
 
 
-def test_driver_runs_one_seed(tmp_path: Path) -> None:
-    from hint_lightning.decoy_digits import main
-
-    results = main(["--seeds", "0", "--output-dir", str(tmp_path), *TINY])
-    assert [row["model"] for row in results["summary"]] == ["plain", "HINT", "RRR (Ross et al.)"]
-    saved = json.loads((tmp_path / "decoy_digits_results.json").read_text())
-    assert saved["seeds"] == [0]
-    table = (tmp_path / "decoy_digits_results.md").read_text()
-    assert "test acc (random decoy)" in table and "±" in table
+def test_random_validation_decoy_keeps_train_and_test_and_randomizes_val() -> None:
+    coded = D.make_decoy_digits(seed=3)
+    shuffled = D.make_decoy_digits(seed=3, val_decoy="random")
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(coded[split].images, shuffled[split].images)
+    np.testing.assert_array_equal(coded["val"].labels, shuffled["val"].labels)
+    assert (coded["val"].shades == D.decoy_shade(coded["val"].labels)).all()
+    agree = (shuffled["val"].shades == D.decoy_shade(shuffled["val"].labels)).mean()
+    assert agree < 0.3  # a random label's shade: right by chance about 1 time in 10
+    with pytest.raises(ValueError, match="val_decoy"):
+        D.make_decoy_digits(seed=3, val_decoy="flipped")

@@ -68,7 +68,7 @@ def test_objective_is_weighted_mean_and_normalization_divides_by_pairs() -> None
     inputs = GroundingInputs(human, torch.ones(2, 3, dtype=torch.bool), None, alpha)
     # per-sample losses: 0.8 and (0,2): 1.0 -> mean 0.9; pairs: 3 and 2
     torch.testing.assert_close(HintObjective(weight=2.0)(inputs), torch.tensor(1.8))
-    normalized = HintObjective(weight=1.0, normalize=True)(inputs)
+    normalized = HintObjective(weight=1.0, pair_mean=True)(inputs)
     torch.testing.assert_close(normalized, torch.tensor((0.8 / 3 + 1.0 / 2) / 2))
 
 

@@ -21,7 +21,7 @@ FAMILIES = ["plausibility", "faithfulness", "fpvg"]
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_metrics_config_composes_and_builds(family: str, tmp_path: Path) -> None:
-    cfg = compose_train_config([f"+metrics=[{family}]"], output_dir=tmp_path)
+    cfg = compose_train_config([f"metrics=[{family}]"], output_dir=tmp_path)
     options = OmegaConf.to_container(cfg.metrics, resolve=True)
     assert list(options) == [family]
     metrics = GroundingMetrics.from_config(options)
@@ -34,7 +34,7 @@ def test_all_three_compose_into_eval_with_a_dataset_threshold() -> None:
         cfg = compose(
             config_name="eval.yaml",
             overrides=[
-                "+metrics=[plausibility,faithfulness,fpvg]",
+                "metrics=[plausibility,faithfulness,fpvg]",
                 "+data.human_importance_threshold=0.3",
             ],
         )

@@ -179,3 +179,5 @@ def test_wandb_logger_goes_offline_without_a_key(
     assert runs
     media = {p.parent.name for p in runs[0].rglob("files/media/*/*")}
     assert {"images", "table"} <= media  # importance pictures and the results table
+    tables = {p.name.split("_table")[0] for p in runs[0].rglob("files/media/table/*.json")}
+    assert any(name.startswith("grounding_metrics") for name in tables), tables  # the suite

@@ -259,3 +259,28 @@ def test_features_only_data_draws_boxes_on_a_blank_canvas_of_the_image_size(
     assert "blank canvas" in figure_texts(figure)
     paths = figure2.write_question_figures([("base", result), ("HINT", result)], tmp_path / "f")
     assert len(paths) == 2 and all(p.read_bytes()[:8] == PNG_SIGNATURE for p in paths)
+
+
+def test_patch_tokens_draw_as_an_importance_grid(tmp_path: Path) -> None:
+    """Figure 2 for patches: the grid over the image, base vs grounded, written as a PNG."""
+    from hint_lightning.data.importance import patch_boxes
+    from hint_lightning.viz.importance import hint_comparison_figure, is_patch_grid, save_figure
+
+    boxes = patch_boxes((64, 64), (8, 8)).astype(np.float32)
+    assert is_patch_grid(boxes, 64, 64) and not is_patch_grid(boxes[:-1], 64, 64)
+    rng = np.random.default_rng(0)
+    figure = hint_comparison_figure(
+        rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+        boxes,
+        "what shape is in the image",
+        "circle",
+        rng.random(64),
+        [
+            ("base", "circle", True, rng.normal(size=64), 0.1),
+            ("HINT", "circle", True, rng.normal(size=64), 0.6),
+        ],
+    )
+    assert len(figure.axes) == 4
+    assert "most important patches" in figure.texts[-1].get_text()
+    path = save_figure(figure, tmp_path / "patches.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,7 +18,8 @@ runs of one experiment whose command-line overrides differ (the jobs of a sweep 
 split a row (``--ignore-override KEY`` adds keys). Rows come in the order in which their first
 run finished (``metrics.json`` modification time; names break ties), which puts a baseline
 before the fine-tunes started from it. A per-question column is used for the metric of the
-same name (``pointing_game`` for ``test/pointing_game``), on the same scale.
+same name (``plausibility/pointing_game`` for ``test/plausibility/pointing_game``, ``acc`` for
+``test/acc``), on the same scale.
 """
 
 from __future__ import annotations
@@ -70,14 +71,16 @@ RESULTS_STEM = "compare_results"
 """``--output`` gets ``compare_results.md``, ``.json`` and ``.csv``."""
 
 GROUNDING_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("pointing_game", "pointing game"),
-    ("relevance_mass", "rel. mass"),
-    ("sufficiency_aopc", "suff. AOPC"),
-    ("comprehensiveness_aopc", "comp. AOPC"),
-    ("curve_area", "LeRF-MoRF area"),
-    ("fpvg_plus", "FPVG+"),
+    ("plausibility/pointing_game", "pointing game"),
+    ("plausibility/relevance_mass", "rel. mass"),
+    ("faithfulness/sufficiency_aopc", "suff. AOPC"),
+    ("faithfulness/comprehensiveness_aopc", "comp. AOPC"),
+    ("faithfulness/curve_area", "LeRF-MoRF area"),
+    ("fpvg/fpvg_plus", "FPVG+"),
 )
-"""Grounding columns shown when some run has them (JSON and CSV hold every metric)."""
+"""Grounding columns shown when some run has them (JSON and CSV hold every metric): the
+evaluation suite's ``<stage>/<family>/<metric>`` keys (:mod:`hint_lightning.modules.
+metric_suite`)."""
 
 
 def table_keys(stage: str = "test") -> list[tuple[str, str, int]]:

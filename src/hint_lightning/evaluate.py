@@ -15,10 +15,13 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hint_lightning.checkpoints import CheckpointError, load_weights, read_checkpoint
+from hint_lightning.modules.metric_suite import suite_config
+from hint_lightning.named_tests import run_named_tests
 from hint_lightning.stored_run import StoredRun, build_datamodule, build_model, read_run
+from hint_lightning.suite_outputs import write_suite_outputs
 from hint_lightning.train import CONFIG_DIR, results_entries
 from hint_lightning.utils.cli_errors import ConfigError, report_user_errors
 from hint_lightning.utils.console import quiet_console
@@ -44,6 +47,20 @@ def stored_run(ckpt_path: str, checkpoint: dict[str, Any] | None = None) -> tupl
     """
     run = _checked_run(ckpt_path, checkpoint)
     return run.config, run.data_info
+
+
+def _check_rebuildable(run: StoredRun) -> None:
+    """Refuse a stored run without the data or model config evaluation rebuilds from."""
+    missing = [section for section in ("data", "model") if not run.config.get(section)]
+    if missing:
+        producer = f"task_name={run.config.get('task_name', '?')}"
+        if run.config.get("seed") is not None:
+            producer += f", seed={run.config.get('seed')}"
+        raise CheckpointError(
+            f"{run.source}: the run that produced it ({producer}) stored no {' or '.join(missing)} "
+            "config, which evaluation rebuilds the data and model from: evaluate a checkpoint "
+            "written by `python -m hint_lightning.train` of this version, or re-train that run"
+        )
 
 
 def _checked_run(ckpt_path: str, checkpoint: dict[str, Any] | None = None) -> StoredRun:
@@ -76,6 +93,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"split must be 'test' or 'val', got split={split!r}")
     checkpoint = read_checkpoint(cfg.ckpt_path)
     run = _checked_run(cfg.ckpt_path, checkpoint)  # refuses foreign or unsafe runs
+    _check_rebuildable(run)
     datamodule: pl.LightningDataModule = build_datamodule(run, cfg.get("data") or {})
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -88,6 +106,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # Overrides of the stored model config, e.g. another importance method for the grounding
     # metrics: model.eval_importance=integrated_gradients
     model = build_model(run, cfg.get("model") or {})
+    if hasattr(model, "configure_metric_suite"):  # metrics=[plausibility,faithfulness,fpvg]
+        data_cfg = OmegaConf.merge(run.config.get("data") or {}, cfg.get("data") or {})
+        seed = run.config.get("seed")
+        model.configure_metric_suite(
+            suite_config(cfg.get("metrics"), data_cfg),
+            split=split,
+            constants={} if seed is None else {"seed": seed},
+        )
     load_weights(model, cfg.ckpt_path, checkpoint)
     del checkpoint
     trainer: pl.Trainer = instantiate(
@@ -102,12 +128,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         for key, value in trainer.callback_metrics.items()
         if key.startswith("test/")
     }
+    if split == "test":
+        metrics.update(run_named_tests(trainer, model, datamodule))  # decoy_vqa's test splits
+    metrics.update(getattr(model, "suite_results", None) or {})  # removal curves as lists
     out = Path(trainer.default_root_dir)
     results_path = out / f"{split}_results.json"
     if trainer.is_global_zero:
+        title = str(run.config.get("task_name", "run"))
+        metrics.update(write_suite_outputs(metrics, out, trainer.loggers, title))
         write_json(results_path, results_entries(model, sort=True), indent=None)
         write_json(out / "metrics.json", {"ckpt_path": str(cfg.ckpt_path), **metrics})
-        print_metrics(metrics, title=f"{Path(cfg.ckpt_path).name} on {split}")
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
+        print_metrics(shown, title=f"{Path(cfg.ckpt_path).name} on {split}")
     return {**metrics, "output_dir": str(out), "results": str(results_path)}
 
 

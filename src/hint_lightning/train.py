@@ -19,6 +19,8 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from hint_lightning.build import build_model, option_name
 from hint_lightning.checkpoints import load_weights, read_checkpoint
+from hint_lightning.modules.metric_suite import suite_config
+from hint_lightning.named_tests import run_named_tests
 from hint_lightning.stored_run import read_run
 from hint_lightning.utils.cli_errors import report_user_errors
 from hint_lightning.utils.console import quiet_console
@@ -119,6 +121,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.model, datamodule.info, build_objective(cfg), option_name("data", cfg.data)
     )
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    if hasattr(model, "configure_metric_suite"):  # metrics=[...]: the evaluation suite
+        stages = list(cfg.get("metrics_stages") or ["test"])
+        options = suite_config(cfg.get("metrics"), cfg.data)
+        model.configure_metric_suite(options, stages, strict=False)  # no human importance: warn
     if hasattr(model, "initialize_from_data") and model.initialize_from_data(datamodule):
         log.info("Initialized the word embeddings from the prepared word vectors")
     if cfg.get("init_from"):
@@ -148,13 +154,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
         )
         metrics.update(trainer.callback_metrics)
+        metrics.update(run_named_tests(trainer, model, datamodule))  # decoy_vqa's test splits
         _write_test_outputs(trainer, model)
 
     result: dict[str, Any] = _metrics_to_floats(metrics)
+    result.update(getattr(model, "suite_results", None) or {})  # with the removal curves
     _log_results_table(trainer, result)
     result.update(
         {"output_dir": str(trainer.default_root_dir), "ckpt/best": best, "ckpt/last": last}
     )
+    _suite_outputs(trainer, result, title=str(cfg.get("task_name", "train")))
     _report(trainer, result, title=str(cfg.get("task_name", "train")))
     return result
 
@@ -190,6 +199,14 @@ def _log_results_table(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger) and rows:
             logger.log_table(key="results", columns=["metric", "value"], data=rows)
+
+
+@rank_zero_only
+def _suite_outputs(trainer: pl.Trainer, result: dict[str, Any], title: str) -> None:
+    """The removal-curve plot and the suite's W&B tables (``hint_lightning.suite_outputs``)."""
+    from hint_lightning.suite_outputs import write_suite_outputs
+
+    result.update(write_suite_outputs(result, trainer.default_root_dir, trainer.loggers, title))
 
 
 @rank_zero_only

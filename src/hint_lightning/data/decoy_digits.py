@@ -104,6 +104,9 @@ class DecoyDigitsDataModule(pl.LightningDataModule):
         val_fraction: share of the rest in val.
         hinted_fraction: share of training images with human importance.
         blur_sigma: blur of the digit for human importance, in pixels.
+        val_decoy: ``coded`` (val's decoy encodes the label, as in train) or ``random`` (a
+            random label's shade, as in test: a selection split that does not reward the
+            shortcut); see :func:`make_decoy_digits`.
         num_workers: DataLoader workers.
     """
 
@@ -117,6 +120,7 @@ class DecoyDigitsDataModule(pl.LightningDataModule):
         hinted_fraction: float = 1.0,
         blur_sigma: float = 2.0,
         num_workers: int = 0,
+        val_decoy: str = "coded",
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -127,6 +131,7 @@ class DecoyDigitsDataModule(pl.LightningDataModule):
         self.hinted_fraction = hinted_fraction
         self.blur_sigma = blur_sigma
         self.num_workers = num_workers
+        self.val_decoy = val_decoy
         self.info = DecoyDigitsInfo()
         self.datasets: dict[str, DecoyDigitsDataset] = {}
 
@@ -139,6 +144,7 @@ class DecoyDigitsDataModule(pl.LightningDataModule):
                 self.val_fraction,
                 self.hinted_fraction,
                 self.blur_sigma,
+                self.val_decoy,
             )
             self.datasets = {name: DecoyDigitsDataset(split) for name, split in splits.items()}
 

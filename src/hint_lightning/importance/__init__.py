@@ -13,12 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from hint_lightning.importance.attention import Attention
+from hint_lightning.importance.attention_gradcam import AttentionGradCAM
+from hint_lightning.importance.attention_rollout import AttentionRollout
 from hint_lightning.importance.base import (
     CAPABILITIES,
     DecisionFunction,
     ImportanceMethod,
     capabilities,
 )
+from hint_lightning.importance.chefer_relevance import CheferRelevance
 from hint_lightning.importance.expected_gradients import ExpectedGradients, VisFISExpectedGradients
 from hint_lightning.importance.gradient import Gradient
 from hint_lightning.importance.input_x_gradient import InputXGradient
@@ -26,6 +29,8 @@ from hint_lightning.importance.integrated_gradients import IntegratedGradients
 from hint_lightning.importance.keep_one_in import KeepOneIn
 from hint_lightning.importance.kernel_shap import KernelShap
 from hint_lightning.importance.leave_one_out import LeaveOneOut
+from hint_lightning.importance.token_gradient import TokenGradient
+from hint_lightning.importance.token_input_x_gradient import TokenInputXGradient
 
 METHODS: dict[str, type[ImportanceMethod]] = {
     cls.name: cls
@@ -39,6 +44,11 @@ METHODS: dict[str, type[ImportanceMethod]] = {
         KeepOneIn,
         KernelShap,
         Attention,
+        TokenGradient,
+        TokenInputXGradient,
+        AttentionGradCAM,
+        AttentionRollout,
+        CheferRelevance,
     )
 }
 """Every importance method, by name."""
@@ -63,6 +73,9 @@ __all__ = [
     "CAPABILITIES",
     "METHODS",
     "Attention",
+    "AttentionGradCAM",
+    "AttentionRollout",
+    "CheferRelevance",
     "DecisionFunction",
     "ExpectedGradients",
     "Gradient",
@@ -72,6 +85,8 @@ __all__ = [
     "KeepOneIn",
     "KernelShap",
     "LeaveOneOut",
+    "TokenGradient",
+    "TokenInputXGradient",
     "VisFISExpectedGradients",
     "capabilities",
     "get_method",

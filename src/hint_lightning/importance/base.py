@@ -26,6 +26,9 @@ gradient; they always pass a bool mask (all True when ``proposal_mask`` is None)
   ``[B, N]`` shift instead of the ``[B, N, D]`` proposals: the same numbers, far fewer FLOPs.
 - ``"attention"``: ``attention(proposals, proposal_mask) -> [B, N]``, the model's attention
   weights over the proposals (:class:`~hint_lightning.importance.attention.Attention`).
+- ``"internals"``: ``internals(proposals, proposal_mask) -> (scores [B], TransformerInternals)``,
+  the attention maps of every layer (:mod:`hint_lightning.importance.internals`), for the
+  transformer methods (attention Grad-CAM, rollout, Chefer et al.'s relevance).
 
 Each method declares what it needs (:attr:`ImportanceMethod.requires`) and what it costs
 (:meth:`ImportanceMethod.forward_passes`), so that a module can refuse a method its backbone
@@ -65,6 +68,8 @@ CAPABILITIES: dict[str, str] = {
     "mask": "support for proposal_mask (a False proposal is never seen)",
     "with_shift": "with_shift(proposals, proposal_mask, shift), the exact proposal-shift path",
     "attention": "attention(proposals, proposal_mask), the model's attention over proposals",
+    "internals": "internals(proposals, proposal_mask) -> (scores, TransformerInternals), the "
+    "attention maps of every layer (a transformer declaring returns_internals)",
 }
 """Every capability a forward function can offer, with what it means."""
 
@@ -84,6 +89,8 @@ class DecisionFunction:
             ``fn(proposals + shift[..., None], proposal_mask)`` (None: not offered).
         attention: ``attention(proposals, proposal_mask) -> [B, N]`` attention weights (None:
             not offered).
+        internals: ``internals(proposals, proposal_mask) -> (scores [B], TransformerInternals)``
+            (:mod:`hint_lightning.importance.internals`; None: not offered).
         supports_mask: whether ``fn`` honours ``proposal_mask``.
 
     Example:
@@ -100,6 +107,9 @@ class DecisionFunction:
         default=None, kw_only=True
     )
     attention: Callable[[Tensor, Tensor], Tensor] | None = field(default=None, kw_only=True)
+    internals: Callable[[Tensor, Tensor], tuple[Tensor, Any]] | None = field(
+        default=None, kw_only=True
+    )
     supports_mask: bool = field(default=True, kw_only=True)
 
     def __call__(self, proposals: Tensor, proposal_mask: Tensor) -> Tensor:
@@ -117,7 +127,7 @@ def capabilities(forward_fn: Any) -> frozenset[str]:
     offered = set()
     if getattr(forward_fn, "supports_mask", True):
         offered.add("mask")
-    for name in ("with_shift", "attention"):
+    for name in ("with_shift", "attention", "internals"):
         if callable(getattr(forward_fn, name, None)):
             offered.add(name)
     return frozenset(offered)

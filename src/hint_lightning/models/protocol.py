@@ -35,6 +35,13 @@ Optional capabilities, declared as class attributes (absent means False, except 
   ``drop`` replacement need it;
 - ``returns_attention`` (default True for :class:`Backbone`, False for classifiers): the
   ``Attention`` importance method and attention alignment need it;
+- ``embed_proposals(features [B, N, D]) -> [B, N, H]``: the module calls it on the batch's
+  features and gives ``forward`` (and every importance method and objective) its result: the
+  proposals are then the tokens after the embedding (``ViTVQA``: patch pixels -> tokens);
+- ``returns_internals`` and ``record_internals()``, a context manager yielding a
+  :class:`~hint_lightning.importance.internals.TransformerInternals` filled by the forward
+  passes run inside it (attention maps of every layer): the transformer importance methods
+  need it;
 - ``initialize_word_embeddings(vectors [V, E])``: copy pre-trained word vectors (GloVe) in
   (``UpDnVQA`` also keeps the older ``question_encoder.initialize_embeddings``).
 
@@ -54,6 +61,7 @@ __all__ = [
     "BackboneCapabilities",
     "ProposalClassifier",
     "capabilities",
+    "embed_proposals",
     "load_word_embeddings",
 ]
 
@@ -94,6 +102,7 @@ class BackboneCapabilities:
         mask: ``proposal_mask`` switches proposals off.
         attention: attention weights over proposals are returned.
         word_embeddings: pre-trained word vectors can be loaded.
+        internals: attention maps of every layer can be recorded (``returns_internals``).
     """
 
     name: str
@@ -101,10 +110,12 @@ class BackboneCapabilities:
     mask: bool
     attention: bool
     word_embeddings: bool
+    internals: bool = False
 
     def offers(self) -> frozenset[str]:
-        """The capability names offered (``shift``, ``mask``, ``attention``)."""
-        return frozenset(name for name in ("shift", "mask", "attention") if getattr(self, name))
+        """The capability names offered (``shift``, ``mask``, ``attention``, ``internals``)."""
+        names = ("shift", "mask", "attention", "internals")
+        return frozenset(name for name in names if getattr(self, name))
 
 
 def capabilities(net: Any, *, mask: bool = True, attention: bool = True) -> BackboneCapabilities:
@@ -124,7 +135,17 @@ def capabilities(net: Any, *, mask: bool = True, attention: bool = True) -> Back
         attention=bool(getattr(inner, "returns_attention", attention)),
         word_embeddings=callable(getattr(inner, "initialize_word_embeddings", None))
         or callable(getattr(encoder, "initialize_embeddings", None)),
+        internals=bool(getattr(inner, "returns_internals", False)),
     )
+
+
+def embed_proposals(net: Any, features: Tensor) -> Tensor:
+    """The proposals a backbone's forward reads: ``net.embed_proposals(features)`` when it has
+    that hook (a ViT: patch pixels -> patch tokens, so that importance methods and objectives
+    see the tokens after the embedding), else ``features`` itself."""
+    inner = getattr(net, "_orig_mod", net)
+    hook = getattr(inner, "embed_proposals", None)
+    return hook(features) if callable(hook) else features
 
 
 def load_word_embeddings(net: nn.Module, vectors: Tensor) -> bool:

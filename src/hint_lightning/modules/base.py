@@ -36,12 +36,14 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from hint_lightning.metrics.grounding import GroundingCorrelation, MisgroundedRate
+from hint_lightning.models.protocol import embed_proposals
 from hint_lightning.modules.grounding import (
     check_grounding,
     probe_kind,
     resolve_importance,
 )
 from hint_lightning.modules.lifecycle import CHECKPOINT_KEY, ModuleLifecycle
+from hint_lightning.modules.metric_suite import MetricSuiteMixin
 from hint_lightning.modules.task import GroundingRows, Task
 from hint_lightning.objectives.base import GroundingObjective
 from hint_lightning.objectives.combination import ObjectiveSet, total
@@ -79,7 +81,7 @@ class Explained:
         self.row_attention = row_attention
 
 
-class GroundedModule(ModuleLifecycle, pl.LightningModule):
+class GroundedModule(ModuleLifecycle, MetricSuiteMixin, pl.LightningModule):
     """Training and evaluation of a backbone with grounding objectives, for one task.
 
     Args:
@@ -168,12 +170,17 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
         self, batch: Mapping[str, Tensor], rows: GroundingRows, kind: str | None
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """The main pass, carrying the probe ``kind`` when the rows are its rows."""
-        features, shift, probe = self.task.features(batch), None, None
+        raw, shift, probe = self.task.features(batch), None, None
+        features = embed_proposals(self.net, raw)  # a ViT's patch tokens; else the features
+        if features is not raw and rows.in_main_pass:
+            rows.__dict__["proposals"] = features  # the rows' proposals: the same tokens
         if kind is not None and rows.in_main_pass:
             if kind == "shift":
                 probe = shift = features.new_zeros(features.shape[:2]).requires_grad_(True)
-            else:
+            elif not features.requires_grad:
                 probe = features = features.detach().requires_grad_(True)
+            else:
+                probe = features  # embedded tokens: the embedding keeps its gradient
         outputs, attention = self.task.main_pass(self.net, batch, features, shift)
         return outputs, attention, probe
 
@@ -317,9 +324,10 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
             )
 
     def _evaluation_step(self, batch: dict[str, Tensor], stage: str) -> Explained:
-        with_importance = self.grounding_metrics and self.task.has_grounding(batch)
+        all_rows = self.suite_needs_all_rows(stage)  # faithfulness judges every row
+        with_importance = all_rows or (self.grounding_metrics and self.task.has_grounding(batch))
         self._check_inference_mode(with_importance)
-        explained = self.explain(batch, with_importance, only_hinted=True)
+        explained = self.explain(batch, with_importance, only_hinted=not all_rows)
         extras = self.task.evaluation_step(
             self, batch, explained.outputs, stage, self.metrics[f"{stage}_task"]
         )
@@ -340,6 +348,7 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
             self.task.update_importance_metrics(
                 batch, explained.importance, self.metrics[f"{stage}_task"]
             )
+        self.suite_update(batch, stage, explained)
         return explained
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -361,10 +370,12 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
                     if not math.isnan(float(value)):
                         self.log(f"{stage}/{name}", value)
                 metric.reset()
+        self.suite_epoch_end(stage)
 
     def on_validation_epoch_start(self) -> None:
         """Forget per-epoch outputs of an interrupted epoch."""
         self.task.on_epoch_start(self, "val")
+        self.suite_epoch_start("val")
 
     def on_validation_epoch_end(self) -> None:
         """Log the validation metrics."""
@@ -373,6 +384,7 @@ class GroundedModule(ModuleLifecycle, pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         """Forget outputs of an earlier test run."""
         self.task.on_epoch_start(self, "test")
+        self.suite_epoch_start("test")
 
     def on_test_epoch_end(self) -> None:
         """Log the test metrics and let the task gather its predictions."""

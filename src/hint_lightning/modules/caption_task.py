@@ -30,6 +30,7 @@ from torchmetrics import Metric
 
 from hint_lightning.data import caption_batch as C
 from hint_lightning.data.caption_batch import CaptionDataInfo
+from hint_lightning.importance.replacement import tile_batch
 from hint_lightning.models.updn_captioner import PAD_INDEX
 from hint_lightning.modules.caption_scoring import score_results, words_to_captions
 from hint_lightning.modules.task import (
@@ -242,6 +243,38 @@ class CaptionTask(Task):
         return {
             "hinted_frac": captions / max(size, 1),
             "decisions": float(len(rows.has_importance)),
+        }
+
+    # ---------------------------------------------------------------- the evaluation suite
+    def suite_score(self, rows: GroundingRows, logits: Tensor) -> Tensor:
+        """``[K * R]`` the visual word's log-probability at its step (tiled rows' ``[K * R, V]``
+        step logits): the decision faithfulness perturbs for captioning."""
+        words = tile_batch(rows.decisions.targets, logits.shape[0])
+        return logits.float().log_softmax(dim=1).gather(1, words[:, None]).squeeze(1)
+
+    def suite_columns(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows, outputs: Tensor
+    ) -> tuple[list[Any] | None, dict[str, Any]]:
+        """One line per visual-word decision, id ``<image_id>/<step>/<word>``: the ``word``,
+        ``correct`` (the teacher-forced argmax at the step is the word) and ``log_prob``."""
+        decisions: DecisionRows = rows.caption_decisions  # type: ignore[attr-defined]
+        if not len(decisions):
+            return [], {}
+        step_logits = decisions.at_step(outputs[decisions.row]).float()
+        words = decisions.word
+        image_ids = batch[C.IMAGE_ID][decisions.row].tolist()
+        vocab = self.data_info.vocab
+        ids = [
+            f"{image}/{step}/{vocab[word]}"
+            for image, step, word in zip(
+                image_ids, decisions.step.tolist(), words.tolist(), strict=True
+            )
+        ]
+        log_prob = step_logits.log_softmax(dim=1).gather(1, words[:, None]).squeeze(1)
+        return ids, {
+            "word": [vocab[word] for word in words.tolist()],
+            "correct": (step_logits.argmax(dim=1) == words).tolist(),
+            "log_prob": log_prob.tolist(),
         }
 
     # ---------------------------------------------------------------- evaluation

@@ -66,6 +66,8 @@ def method_capabilities(caps: BackboneCapabilities, fast_importance: bool = True
         offered.add("mask")
     if caps.attention:
         offered.add("attention")
+    if caps.internals:
+        offered.add("internals")
     if caps.shift and fast_importance:
         offered.add("with_shift")
     return offered

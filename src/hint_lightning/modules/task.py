@@ -52,12 +52,19 @@ class BackbonePasses:
             shift ``[R', N]`` and the captured inputs tiled to ``R'`` rows.
         captured: per-row inputs ``[R, ...]`` (question tokens, boxes, caption prefixes).
         caps: the backbone's capabilities.
+        net: the backbone, for :meth:`internals` (a backbone declaring ``returns_internals``).
     """
 
     def __init__(
-        self, call: Call, captured: Mapping[str, Tensor], caps: BackboneCapabilities
+        self,
+        call: Call,
+        captured: Mapping[str, Tensor],
+        caps: BackboneCapabilities,
+        net: nn.Module | None = None,
     ) -> None:
         self._call = call
+        self.net = net
+        self.has_internals = caps.internals and net is not None
         self.captured = dict(captured)
         self.caps = caps
         self.supports_shift = caps.shift
@@ -72,10 +79,17 @@ class BackbonePasses:
         tiled = {key: tile_batch(value, rows) for key, value in self.captured.items()}
         return self._call(proposals, proposal_mask, proposal_shift, tiled)
 
+    def internals(self, proposals: Tensor, proposal_mask: Tensor) -> tuple[PassOutput, Any]:
+        """The pass with the backbone's internals recorded: ``(output, TransformerInternals)``."""
+        inner = getattr(self.net, "_orig_mod", self.net)
+        with inner.record_internals() as internals:  # type: ignore[union-attr]
+            output = self(proposals, proposal_mask)
+        return output, internals
+
     def select(self, rows: Tensor) -> BackbonePasses:
         """The passes of a subset of the rows."""
         captured = {key: value[rows] for key, value in self.captured.items()}
-        return BackbonePasses(self._call, captured, self.caps)
+        return BackbonePasses(self._call, captured, self.caps, self.net)
 
 
 class GroundingRows:
@@ -251,6 +265,31 @@ class Task:
 
     def on_epoch_start(self, module: Any, stage: str) -> None:
         """Forget per-epoch outputs (predictions, captions)."""
+
+    # ------------------------------------------------------------------ the evaluation suite
+    def suite_score(self, rows: GroundingRows, logits: Tensor) -> Tensor:
+        """``[K * R]`` the score faithfulness perturbs, from outputs ``[K * R, C]`` of tiled
+        rows: by default the ground-truth decision score the importance explains."""
+        targets = tile_batch(rows.decisions.targets, logits.shape[0])
+        return rows.decisions.ground_truth(logits, targets)
+
+    def suite_correct(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows
+    ) -> Callable[[Tensor], Tensor]:
+        """FPVG's ``correct_fn``: ``[K, R]`` predicted labels -> ``[K, R]`` bool; by default
+        equality with the rows' integer targets."""
+        targets = rows.decisions.targets
+
+        def correct(predictions: Tensor) -> Tensor:
+            return predictions == targets.to(predictions.device)
+
+        return correct
+
+    def suite_columns(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows, outputs: Tensor
+    ) -> tuple[list[Any] | None, dict[str, Any]]:
+        """The rows' ids and task columns of ``per_question.jsonl`` (None: not written)."""
+        return None, {}
 
 
 def gather_objects(items: list[Any]) -> list[Any]:

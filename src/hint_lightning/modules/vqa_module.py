@@ -30,6 +30,8 @@ from torchmetrics import Metric
 from hint_lightning.data import batch as B
 from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.metrics.vqa_accuracy import VQAAccuracy
+from hint_lightning.models.protocol import embed_proposals
+from hint_lightning.modules import decoy_metrics
 from hint_lightning.modules.base import CHECKPOINT_KEY, GroundedModule
 from hint_lightning.modules.decision import get_decision_score
 from hint_lightning.modules.task import (
@@ -132,7 +134,7 @@ class VQATask(Task):
 
         captured = {"boxes": batch[B.BOXES], "tokens": batch[B.QUESTION_TOKENS]}
         return GroundingRows(
-            proposals=batch[B.FEATURES],
+            lazy={"proposals": lambda: embed_proposals(net, batch[B.FEATURES])},
             proposal_mask=batch[B.PROPOSAL_MASK],
             human_importance=batch[B.HUMAN_IMPORTANCE],
             has_importance=batch[B.HAS_IMPORTANCE],
@@ -142,7 +144,7 @@ class VQATask(Task):
                 positives=_right_answers,
                 sample_loss=soft_target_bce_per_sample,
             ),
-            passes=BackbonePasses(call, captured, self.capabilities(net)),
+            passes=BackbonePasses(call, captured, self.capabilities(net), net),
         )
 
     # ---------------------------------------------------------------- evaluation
@@ -151,8 +153,8 @@ class VQATask(Task):
         return bool(batch[B.HAS_IMPORTANCE].any())
 
     def metrics(self) -> dict[str, Metric]:
-        """The official VQA accuracy."""
-        return {"acc": VQAAccuracy()}
+        """The official VQA accuracy (and the decoy columns, updated on decoy_vqa batches)."""
+        return {"acc": VQAAccuracy(), **decoy_metrics.decoy_metrics()}
 
     def evaluation_step(
         self,
@@ -170,7 +172,14 @@ class VQATask(Task):
         if stage == "test":
             self._test_outputs.append((batch[B.QUESTION_ID].detach(), predictions))
         correct = batch[B.ANSWER_SCORES].gather(1, predictions[:, None]).squeeze(1) > 0
+        decoy_metrics.update_answers(batch, correct, metrics)
         return {"correct": correct}
+
+    def update_importance_metrics(
+        self, batch: Mapping[str, Tensor], importance: Tensor, metrics: Mapping[str, Metric]
+    ) -> None:
+        """The decoy share and total |importance| (batches with the decoy keys)."""
+        decoy_metrics.update_importance(batch, importance, metrics)
 
     def log_options(self, name: str) -> dict[str, Any]:
         """The number of questions is summed over processes."""
@@ -189,6 +198,7 @@ class VQATask(Task):
                 logs[key] = value
         logs["questions"] = accuracy.counts.sum().float()
         accuracy.reset()
+        logs.update(decoy_metrics.decoy_logs(metrics))
         if stage == "test":
             self._gather_predictions()
         return logs
@@ -208,6 +218,32 @@ class VQATask(Task):
         if stage == "test":
             self._test_outputs = []
             self.test_predictions = {}
+
+    # ---------------------------------------------------------------- the evaluation suite
+    def suite_correct(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows
+    ) -> Callable[[Tensor], Tensor]:
+        """FPVG's correctness: the answer's official accuracy is 1 (3 or more annotators)."""
+        scores = batch[B.ANSWER_SCORES]
+
+        def correct(predictions: Tensor) -> Tensor:
+            return scores.gather(1, predictions.T).T >= 1.0 - 1e-6
+
+        return correct
+
+    def suite_columns(
+        self, batch: Mapping[str, Tensor], rows: GroundingRows, outputs: Tensor
+    ) -> tuple[list[Any] | None, dict[str, Any]]:
+        """``question_id``; ``answer``, ``correct`` (official accuracy > 0) and ``acc`` (the
+        official accuracy in percent, the per-question form of ``test/acc``)."""
+        predictions = outputs.argmax(dim=1)
+        accuracy = batch[B.ANSWER_SCORES].gather(1, predictions[:, None]).squeeze(1)
+        answers = self.data_info.answers
+        return batch[B.QUESTION_ID].tolist(), {
+            "answer": [answers[int(index)] for index in predictions.tolist()],
+            "correct": (accuracy > 0).tolist(),
+            "acc": (100.0 * accuracy.double()).tolist(),
+        }
 
 
 class VQAModule(GroundedModule):

@@ -55,19 +55,24 @@ __all__ = [
 ]
 
 
-def probe_gradient(scores: Tensor, probe: Tensor, create_graph: bool) -> Tensor:
+def probe_gradient(
+    scores: Tensor, probe: Tensor, create_graph: bool, times_input: bool = False
+) -> Tensor:
     """``[B, N]`` gradient importance of ``scores [R]`` through the base pass's probe.
 
     The probe is the ``[B, N]`` proposal shift (the fast path: its gradient is the importance)
     or the ``[B, N, D]`` features (summed over ``D``): the numbers of
     :func:`~hint_lightning.objectives.importance.network_importance_from_shift` and
     :func:`~hint_lightning.objectives.importance.network_importance`. The graph is kept, so
-    that several decisions can be explained from one pass.
+    that several decisions can be explained from one pass. ``times_input``: the ``[B, N, D]``
+    gradient times the probe, summed (input x gradient on tokens, ``TokenInputXGradient``).
     """
     (gradient,) = torch.autograd.grad(
         scores.sum(), probe, create_graph=create_graph, retain_graph=True
     )
-    return gradient if probe.ndim == 2 else gradient.sum(dim=-1)
+    if probe.ndim == 2:
+        return gradient
+    return (gradient * probe).sum(dim=-1) if times_input else gradient.sum(dim=-1)
 
 
 def _is_single_pass_gradient(method: Any) -> bool:
@@ -232,11 +237,18 @@ class GroundingContext:
         return self.importance(GROUND_TRUTH)
 
     def _compute_importance(self, decision: Decision, method: Any) -> Tensor:
-        if _is_single_pass_gradient(method) and (self._probe is not None or self._probe_kind):
+        times_input = bool(getattr(method, "times_input", False))
+        probed = self._probe is not None or self._probe_kind
+        if (
+            _is_single_pass_gradient(method)
+            and probed
+            and not (times_input and self._probe_kind == "shift")
+            and not (times_input and self._probe is not None and self._probe.ndim == 2)
+        ):
             scores = self.decision_scores(self.logits, decision)
             probe = self._probe
             assert probe is not None  # set by the module's pass or by _base_pass
-            gradient = probe_gradient(scores, probe, self.create_graph)
+            gradient = probe_gradient(scores, probe, self.create_graph, times_input)
             return gradient if self._probe_rows is None else gradient[self._probe_rows]
         if method is None:
             raise ValueError("this grounding context has no importance method and no probe")
@@ -265,10 +277,15 @@ class GroundingContext:
             assert output is not None
             return output
 
+        def internals(proposals: Tensor, mask: Tensor) -> tuple[Tensor, Any]:
+            output, recorded = passes.internals(proposals, mask)  # type: ignore[attr-defined]
+            return self.decision_scores(output.logits, decision), recorded
+
         return DecisionFunction(
             scores,
             with_shift=with_shift if passes.supports_shift else None,
             attention=attention if passes.has_attention else None,
+            internals=internals if getattr(passes, "has_internals", False) else None,
             supports_mask=passes.supports_mask,
         )
 

@@ -92,6 +92,7 @@ def make_split(
     label_coded: bool,
     hinted_fraction: float = 1.0,
     blur_sigma: float = 2.0,
+    shade_rng: np.random.Generator | None = None,
 ) -> DecoySplit:
     """Build one split from ``[M, 8, 8]`` digits.
 
@@ -102,10 +103,14 @@ def make_split(
         label_coded: the decoy's shade encodes the label (train, val); else a random label's.
         hinted_fraction: share of samples with human importance.
         blur_sigma: see :func:`digit_importance`.
+        shade_rng: with ``label_coded=False``, draws the random shades instead of ``rng`` (so
+            the other splits' draws do not move).
     """
     clean = digit_canvases(digits)
     corners = rng.integers(0, 4, size=len(digits))
-    shade_labels = labels if label_coded else rng.integers(0, NUM_CLASSES, size=len(digits))
+    shade_labels = (
+        labels if label_coded else (shade_rng or rng).integers(0, NUM_CLASSES, size=len(digits))
+    )
     shades = decoy_shade(shade_labels)
     has_importance = rng.random(len(digits)) < hinted_fraction
     return DecoySplit(
@@ -124,8 +129,9 @@ def make_decoy_digits(
     val_fraction: float = 0.1,
     hinted_fraction: float = 1.0,
     blur_sigma: float = 2.0,
+    val_decoy: str = "coded",
 ) -> dict[str, DecoySplit]:
-    """The train, val and test splits of decoy digits (val is label-coded like train).
+    """The train, val and test splits of decoy digits.
 
     Args:
         seed: the split, the corners and the test shades.
@@ -133,7 +139,13 @@ def make_decoy_digits(
         val_fraction: share of the remaining digits in val.
         hinted_fraction: share of training samples with human importance (val and test: all).
         blur_sigma: see :func:`digit_importance`.
+        val_decoy: ``coded``: val's decoy encodes the label like train's (in-distribution);
+            ``random``: a random label's shade like test's, drawn from a generator of its own
+            (``[seed, 1]``), so train and test are the same as with ``coded``. A model chosen
+            on a ``random`` val is not rewarded for the shortcut.
     """
+    if val_decoy not in ("coded", "random"):
+        raise ValueError(f"data.val_decoy must be 'coded' or 'random', got {val_decoy!r}")
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -153,9 +165,10 @@ def make_decoy_digits(
             digits[index],
             labels[index],
             rng,
-            label_coded=split != "test",
+            label_coded=split == "train" or (split == "val" and val_decoy == "coded"),
             hinted_fraction=hinted_fraction if split == "train" else 1.0,
             blur_sigma=blur_sigma,
+            shade_rng=np.random.default_rng([seed, 1]) if split == "val" else None,
         )
         for split, index in parts.items()
     }

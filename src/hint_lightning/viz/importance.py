@@ -3,7 +3,9 @@
 :func:`draw_importance_figure` draws an image once per panel, each proposal box filled with a
 color whose opacity grows with the box's normalized importance (red: positive, blue: negative;
 the 3 most important boxes of a panel are outlined) over a faded gray copy of the image (so the
-overlay reads on images of any color), optionally preceded by the plain image.
+overlay reads on images of any color), optionally preceded by the plain image. Patch tokens (a
+ViT's proposals, boxes tiling the image: :func:`is_patch_grid`) are drawn the same way, as an
+importance grid over the image with its patch lines.
 It takes plain arrays, so anything can reuse it: the ``python -m hint_lightning.viz`` command,
 the notebooks, or a logger (``wandb.Image(figure)``).
 
@@ -40,6 +42,7 @@ __all__ = [
     "faded_gray",
     "hint_comparison_figure",
     "importance_overlay",
+    "is_patch_grid",
     "normalize_importance",
     "save_figure",
 ]
@@ -54,6 +57,28 @@ TOP_K: Final = 3
 """Boxes outlined in each panel: the most important ones by absolute value."""
 PANEL_INCHES: Final = 2.6
 """Width and height of one panel."""
+
+
+def is_patch_grid(boxes: np.ndarray, height: int, width: int) -> bool:
+    """Whether ``boxes`` ``[N, 4]`` (pixels) tile the image as a ViT's equal patches.
+
+    Example:
+        >>> is_patch_grid(np.array([[0, 0, 2, 4], [2, 0, 4, 4]]), 4, 4)
+        True
+        >>> is_patch_grid(np.array([[0, 0, 2, 2], [1, 1, 4, 4]]), 4, 4)
+        False
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return False
+    sizes = boxes[:, 2:] - boxes[:, :2]
+    if not np.allclose(sizes, sizes[0]) or (sizes[0] <= 0).any():
+        return False
+    cols, rows = width / sizes[0, 0], height / sizes[0, 1]
+    if not (float(cols).is_integer() and float(rows).is_integer()) or rows * cols != len(boxes):
+        return False
+    corners = {(round(x / sizes[0, 0]), round(y / sizes[0, 1])) for x, y in boxes[:, :2]}
+    return len(corners) == len(boxes)
 
 
 def normalize_importance(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -208,6 +233,11 @@ def draw_importance_panel(
     level = normalize_importance(importance, real)
     layer = importance_overlay(height, width, boxes, level, real)
     ax.imshow(layer, extent=extent, interpolation="nearest")
+    if is_patch_grid(boxes, height, width):  # patch tokens: the grid, faintly
+        for x in sorted({float(v) for v in boxes[:, 0]} - {0.0}):
+            ax.axvline(x, color="white", linewidth=0.4, alpha=0.7)
+        for y in sorted({float(v) for v in boxes[:, 1]} - {0.0}):
+            ax.axhline(y, color="white", linewidth=0.4, alpha=0.7)
     strongest = [i for i in np.argsort(-np.abs(level), kind="stable") if real[i] and level[i]]
     for i in strongest[:TOP_K]:
         x1, y1, x2, y2 = boxes[i]
@@ -275,9 +305,10 @@ def draw_importance_figure(
     for ax, (name, values) in zip(axes[int(show_image) :], panels, strict=True):
         draw_importance_panel(ax, image, boxes, np.asarray(values), name, mask)
     figure.suptitle(title, fontsize=10)
+    unit = "patch" if is_patch_grid(boxes, *image.shape[:2]) else "box"
     legend = (
         "red: positive, blue: negative importance; opacity: normalized |importance| "
-        f"(strongest box on top); outlined: the {TOP_K} most important boxes"
+        f"(strongest {unit} on top); outlined: the {TOP_K} most important {unit}es"
     )
     text = legend if note is None else f"{note}\n{legend}"
     columns = len(panels) + int(show_image)
