@@ -346,3 +346,16 @@ def test_coverage_reports_matches_per_split_and_unmatched_maps(
     assert json.loads(out.read_text()) == report
     assert "matched train 3" in summary and "77000" in summary
     assert "\n" not in summary
+
+
+def test_fixture_zip_bytes_do_not_depend_on_the_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    maps = {"vqahat_val/1_1.png": np.eye(4, dtype=np.uint8) * 255}
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0)
+    first = write_hat_zip(tmp_path / "first.zip", maps).read_bytes()
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_003.0)
+    second = write_hat_zip(tmp_path / "second.zip", maps).read_bytes()
+    assert first == second
