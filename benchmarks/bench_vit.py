@@ -13,10 +13,13 @@ easy-VQA-sized questions (64x64 RGB images cut into 16x16, 8x8 or 4x4-pixel patc
 * ``plain``: no objective;
 * ``hint``: HINT with every sample hinted, importance by ``token_input_x_gradient`` (the ViT
   experiments' method: one pass, the tokens after the embedding as the probe, one double
-  backward).
+  backward through every layer);
+* ``hint_last_layer``: the same with ``token_input_x_gradient`` at ``layer=-1`` (the tokens
+  entering the last encoder layer: the double backward spans that layer only).
 
 Timed round-robin after a warm-up round: median/IQR ms, ``ratio`` (HINT median / plain
-median) and ``ratio_min`` (of the fastest steps), and the same for the process's CPU time
+median) and ``ratio_min`` (of the fastest steps), ``ratio_last_layer`` (the same for
+``hint_last_layer``), and the same for the process's CPU time
 (``*_cpu_ms``, ``ratio_cpu``: the work done, all threads summed, far less sensitive than wall
 time to other processes sharing the cores). Memory: the peak RSS of
 one step above the RSS before it (``step_rss_mb``; the double backward's graph for ``hint``),
@@ -69,8 +72,12 @@ def make_batch(patches: int, seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
-def make_module(patches: int, grounded: bool) -> VQAModule:
-    """The experiment's ViT in a VQAModule, with or without HINT."""
+VARIANTS: dict[str, int | bool | None] = {"plain": False, "hint": None, "hint_last_layer": -1}
+"""Setup name -> the importance layer of HINT (None: the embedded tokens; False: no HINT)."""
+
+
+def make_module(patches: int, grounded: bool = True, layer: int | None = None) -> VQAModule:
+    """The experiment's ViT in a VQAModule, with or without HINT (importance at ``layer``)."""
     torch.manual_seed(0)
     info = VQADataInfo(
         tuple(f"a{i}" for i in range(ANSWERS)),
@@ -88,13 +95,14 @@ def make_module(patches: int, grounded: bool) -> VQAModule:
         heads=4,
         dropout=0.0,
     )
+    method = {"name": "token_input_x_gradient", "layer": layer}
     module = VQAModule(
         net,
         info,
         functools.partial(torch.optim.AdamW, lr=1e-3),
         objective=HintObjective(1.0) if grounded else None,
-        train_importance="token_input_x_gradient",
-        eval_importance="token_input_x_gradient",
+        train_importance=method,
+        eval_importance=method,
     )
     module.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
     module.train()
@@ -113,14 +121,15 @@ def run(patch_counts: tuple[int, ...], warmup: int, rounds: int) -> dict[str, An
     for patches in patch_counts:
         batch = make_batch(patches)
         setups = {}
-        for name in ("plain", "hint"):
-            module = make_module(patches, name == "hint")
+        for name, layer in VARIANTS.items():
+            module = make_module(patches, layer is not False, None if layer is False else layer)
             setups[name] = (module, torch.optim.AdamW(module.parameters(), lr=1e-3))
         times: dict[str, list[float]] = {name: [] for name in setups}
         cpu: dict[str, list[float]] = {name: [] for name in setups}
         names = list(setups)
         for index in range(warmup + rounds):
-            for name in names[index % 2 :] + names[: index % 2]:
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
                 module, optimizer = setups[name]
                 start, start_cpu = time.perf_counter(), time.process_time()
                 step(module, optimizer, batch)
@@ -145,6 +154,17 @@ def run(patch_counts: tuple[int, ...], warmup: int, rounds: int) -> dict[str, An
             "plain_cpu_ms": work["plain"],
             "hint_cpu_ms": work["hint"],
             "ratio_cpu": round(work["hint"]["median"] / work["plain"]["median"], 2),
+            "hint_last_layer_ms": stats["hint_last_layer"],
+            "hint_last_layer_cpu_ms": work["hint_last_layer"],
+            "ratio_last_layer": round(
+                stats["hint_last_layer"]["median"] / stats["plain"]["median"], 2
+            ),
+            "ratio_min_last_layer": round(
+                stats["hint_last_layer"]["min"] / stats["plain"]["min"], 2
+            ),
+            "ratio_cpu_last_layer": round(
+                work["hint_last_layer"]["median"] / work["plain"]["median"], 2
+            ),
             "step_rss_mb": memory,
         }
     return result

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["TransformerInternals", "attention_gradients", "call_internals"]
+__all__ = ["TransformerInternals", "attention_gradients", "call_internals", "layer_tokens"]
 
 
 @dataclass
@@ -32,11 +32,18 @@ class TransformerInternals:
         proposal_start: index of the first proposal (patch) token in the sequence; the
             proposals are ``[proposal_start, proposal_start + N)``.
         query_index: the token whose decision is explained (``[CLS]``: 0).
+        layer_tokens: one ``[B, N, H]`` tensor per layer, first layer first: the proposal
+            (patch) tokens at that layer's input, in the autograd graph as the path the pass
+            took (a gradient with respect to one is the decision's gradient there).
+        attention_maps: whether the pass records ``attentions`` (False: only ``layer_tokens``,
+            and a backbone may skip the rows of its last layer that the decision does not read).
     """
 
     attentions: list[Tensor] = field(default_factory=list)
     proposal_start: int = 0
     query_index: int = 0
+    layer_tokens: list[Tensor] = field(default_factory=list)
+    attention_maps: bool = True
 
     def proposal_columns(self, num_proposals: int) -> slice:
         """The proposals' columns (keys) of a map."""
@@ -55,7 +62,9 @@ def call_internals(
     rows = proposals.shape[0]
     if not isinstance(scores, Tensor) or tuple(scores.shape) != (rows,):
         raise ValueError(f"{where}: forward_fn.internals must return scores of shape ({rows},)")
-    if not isinstance(internals, TransformerInternals) or not internals.attentions:
+    if not isinstance(internals, TransformerInternals) or not (
+        internals.attentions or internals.layer_tokens
+    ):
         raise ValueError(f"{where}: the forward pass recorded no attention maps")
     return scores, internals
 
@@ -74,3 +83,13 @@ def attention_gradients(
             scores.sum(), attentions, create_graph=create_graph, materialize_grads=True
         )
     )
+
+
+def layer_tokens(recorded: list[Tensor], layer: int, where: str) -> Tensor:
+    """The recorded ``[B, N, H]`` tokens at the input of ``layer``, or a one-line error."""
+    if not -len(recorded) <= layer < len(recorded):
+        raise ValueError(
+            f"{where}: layer {layer} does not exist: the backbone recorded the tokens of "
+            f"{len(recorded)} layers"
+        )
+    return recorded[layer]

@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hint_lightning.models.layers import masked_softmax
 from hint_lightning.models.updn_vqa import VQAOutput
 
 __all__ = ["EncoderLayer", "SelfAttention", "TransformerVQA"]
@@ -36,6 +36,13 @@ __all__ = ["EncoderLayer", "SelfAttention", "TransformerVQA"]
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention over a sequence with a key mask.
+
+    Masked keys get a large negative additive bias ``[B, 1, 1, L]`` before the softmax, so their
+    weight is exactly 0; the queries are scaled by ``1 / sqrt(d)`` before the product. Both keep
+    the per-element work on the ``[B, heads, L, L]`` scores to one add and the softmax, which
+    matters most in HINT's double backward, where every elementwise op on the scores is
+    differentiated twice. Every sequence must keep at least one key (both backbones always keep
+    ``[CLS]``); a sequence with none would attend uniformly instead of not at all.
 
     Shapes:
         x ``[B, L, H]``, keep ``[B, L]`` bool -> ``[B, L, H]`` and weights ``[B, heads, L, L]``.
@@ -50,13 +57,27 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(hidden_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
-        """Attend from every position to the kept positions."""
+    def forward(self, x: Tensor, keep: Tensor, queries: int | None = None) -> tuple[Tensor, Tensor]:
+        """Attend from the first ``queries`` positions (None: every position) to the kept ones.
+
+        Returns:
+            ``[B, Q, H]`` and weights ``[B, heads, Q, L]`` (Q = ``queries`` or L).
+        """
         batch, length, hidden = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-        weights = masked_softmax(scores, keep[:, None, None, :].expand_as(scores))
-        mixed = (self.dropout(weights) @ v).transpose(1, 2).reshape(batch, length, hidden)
+        rows = length if queries is None else queries
+        weight, bias_in = self.qkv.weight, self.qkv.bias
+        if queries is None:
+            q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        else:  # only these rows' queries: the keys and values still come from every position
+            q = F.linear(x[:, :rows], weight[:hidden], bias_in[:hidden])
+            q = q.view(batch, rows, self.heads, -1).transpose(1, 2)
+            kv = F.linear(x, weight[hidden:], bias_in[hidden:])
+            k, v = kv.view(batch, length, 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        bias = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
+        bias = bias.masked_fill(~keep, torch.finfo(x.dtype).min / 2)[:, None, None, :]
+        scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-1, -2) + bias
+        weights = torch.softmax(scores, dim=-1)
+        mixed = (self.dropout(weights) @ v).transpose(1, 2).reshape(batch, rows, hidden)
         return self.out(mixed), weights
 
 
@@ -76,10 +97,12 @@ class EncoderLayer(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
-        """``([B, L, H], attention weights [B, heads, L, L])``."""
-        attended, weights = self.attention(self.norm1(x), keep)
-        x = x + self.dropout(attended)
+    def forward(self, x: Tensor, keep: Tensor, queries: int | None = None) -> tuple[Tensor, Tensor]:
+        """``([B, Q, H], attention weights [B, heads, Q, L])``: the first ``queries`` positions'
+        outputs (None: all L). A last layer read only at ``[CLS]`` runs with ``queries=1``:
+        the same ``[CLS]`` output, without the other L - 1 rows' attention and MLP."""
+        attended, weights = self.attention(self.norm1(x), keep, queries)
+        x = (x if queries is None else x[:, :queries]) + self.dropout(attended)
         return x + self.dropout(self.mlp(self.norm2(x))), weights
 
 
@@ -210,8 +233,9 @@ class TransformerVQA(nn.Module):
         )
         keep = torch.cat([text_keep, proposal_mask], dim=1)
         weights = x
-        for layer in self.layers:
-            x, weights = layer(x, keep)
+        for index, layer in enumerate(self.layers):
+            last = index == len(self.layers) - 1
+            x, weights = layer(x, keep, 1 if last else None)  # only [CLS] is read at the end
         to_proposals = weights[:, :, 0, length + 1 :].mean(dim=1)  # [B, N], over heads
         total = to_proposals.sum(dim=1, keepdim=True)
         attention = torch.where(total > 0, to_proposals / total.clamp(min=1e-12), 0.0)

@@ -18,10 +18,13 @@ every dimension of each token). A direct caller embeds first::
     logits, attention = net(net.embed_proposals(pixels), boxes, tokens, mask)
 
 It reports ``[CLS]``'s last-layer attention over the patches (mean over heads, renormalized
-over the real patches) and, inside :meth:`record_internals`, every layer's attention maps
+over the real patches) and, inside :meth:`record_internals`, every layer's attention maps and
+the patch tokens at every layer's input
 (:class:`~hint_lightning.importance.internals.TransformerInternals`) for the transformer
-importance methods. Attention is computed by hand (no fused kernel), so HINT can differentiate
-it twice.
+importance methods. Only ``[CLS]`` is read after the last layer, so that layer runs for the
+``[CLS]`` query alone (the same output, without the other rows' attention and MLP), except when
+all attention maps are recorded. Attention is computed by hand (no fused kernel), so HINT can
+differentiate it twice.
 """
 
 from __future__ import annotations
@@ -124,9 +127,15 @@ class ViTVQA(nn.Module):
         return self.patch_embedding(pixels) + self.patch_positions
 
     @contextmanager
-    def record_internals(self) -> Iterator[TransformerInternals]:
-        """Record every layer's attention maps of the passes run inside (module docstring)."""
-        internals = TransformerInternals()
+    def record_internals(self, attention_maps: bool = True) -> Iterator[TransformerInternals]:
+        """Record, for the passes run inside, every layer's attention maps and the patch tokens
+        at every layer's input (module docstring).
+
+        Args:
+            attention_maps: False records only the layer tokens (the last layer then runs for
+                ``[CLS]`` alone, as outside the context).
+        """
+        internals = TransformerInternals(attention_maps=attention_maps)
         previous, self._recording = self._recording, internals
         try:
             yield internals
@@ -192,12 +201,22 @@ class ViTVQA(nn.Module):
             dim=1,
         )
         recording = self._recording
+        full_last_layer = recording is not None and recording.attention_maps
         if recording is not None:
             recording.attentions, recording.proposal_start = [], length + 1
+            recording.layer_tokens = []
         weights = x
-        for layer in self.layers:
-            x, weights = layer(x, keep)
-            if recording is not None:
+        for index, layer in enumerate(self.layers):
+            if recording is not None:  # route the patch part through a tensor of its own
+                patches = x[:, length + 1 :]
+                recording.layer_tokens.append(patches)
+                x = torch.cat([x[:, : length + 1], patches], dim=1)
+            last = index == len(self.layers) - 1
+            if last and not full_last_layer:
+                x, weights = layer(x, keep, 1)
+            else:  # tensors only: layer hooks (Captum's) see (x, keep)
+                x, weights = layer(x, keep)
+            if recording is not None and recording.attention_maps:
                 recording.attentions.append(weights)
         to_patches = weights[:, :, 0, length + 1 :].mean(dim=1)
         total = to_patches.sum(dim=1, keepdim=True)

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from hint_lightning.importance.internals import layer_tokens
 from hint_lightning.metrics.grounding import GroundingCorrelation, MisgroundedRate
 from hint_lightning.models.protocol import embed_proposals
 from hint_lightning.modules.grounding import (
@@ -167,9 +168,14 @@ class GroundedModule(ModuleLifecycle, MetricSuiteMixin, pl.LightningModule):
 
     # ------------------------------------------------------------------ passes and contexts
     def _probed_pass(
-        self, batch: Mapping[str, Tensor], rows: GroundingRows, kind: str | None
+        self,
+        batch: Mapping[str, Tensor],
+        rows: GroundingRows,
+        kind: str | None,
+        method: Any = None,
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """The main pass, carrying the probe ``kind`` when the rows are its rows."""
+        """The main pass, carrying the probe ``kind`` (of ``method``) when the rows are its
+        rows; ``"layer"``: the tokens the backbone recorded at the input of ``method.layer``."""
         raw, shift, probe = self.task.features(batch), None, None
         features = embed_proposals(self.net, raw)  # a ViT's patch tokens; else the features
         if features is not raw and rows.in_main_pass:
@@ -181,6 +187,11 @@ class GroundedModule(ModuleLifecycle, MetricSuiteMixin, pl.LightningModule):
                 probe = features = features.detach().requires_grad_(True)
             else:
                 probe = features  # embedded tokens: the embedding keeps its gradient
+        if kind == "layer" and rows.in_main_pass:
+            with self.net.record_internals(attention_maps=False) as internals:
+                outputs, attention = self.task.main_pass(self.net, batch, features, shift)
+            probe = layer_tokens(internals.layer_tokens, method.layer, repr(method))
+            return outputs, attention, probe
         outputs, attention = self.task.main_pass(self.net, batch, features, shift)
         return outputs, attention, probe
 
@@ -230,7 +241,7 @@ class GroundedModule(ModuleLifecycle, MetricSuiteMixin, pl.LightningModule):
         kind = None
         if any("importance" in objective.requires for objective in needed.values()):
             kind = probe_kind(self.train_method, self.caps, self.fast_importance)
-        outputs, attention, probe = self._probed_pass(batch, rows, kind)
+        outputs, attention, probe = self._probed_pass(batch, rows, kind, self.train_method)
         task_loss = self.task.task_loss(outputs, batch)
         terms: dict[str, Tensor] = {}
         logs: dict[str, float] = {}
@@ -299,7 +310,7 @@ class GroundedModule(ModuleLifecycle, MetricSuiteMixin, pl.LightningModule):
         kind = probe_kind(method, self.caps, self.fast_importance) if with_importance else None
         probed = kind is not None and rows.in_main_pass
         with torch.enable_grad() if probed else torch.no_grad():
-            outputs, attention, probe = self._probed_pass(batch, rows, kind)
+            outputs, attention, probe = self._probed_pass(batch, rows, kind, method)
         with torch.enable_grad() if with_importance else nullcontext():
             importance = row_attention = None
             if with_importance and len(rows.has_importance):

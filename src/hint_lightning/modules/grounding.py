@@ -75,10 +75,13 @@ def method_capabilities(caps: BackboneCapabilities, fast_importance: bool = True
 
 def probe_kind(method: Any, caps: BackboneCapabilities, fast_importance: bool = True) -> str | None:
     """The probe the base pass carries for ``method``: ``"shift"`` (the exact fast path),
-    ``"features"`` (the reference path: gradient with respect to ``[B, N, D]``), or None
-    (not a single-pass method: importance runs extra passes)."""
+    ``"features"`` (the reference path: gradient with respect to ``[B, N, D]``), ``"layer"``
+    (the tokens at the input of the method's ``layer``, recorded by the backbone's internals),
+    or None (not a single-pass method: importance runs extra passes)."""
     if not is_single_pass_gradient(method):
         return None
+    if getattr(method, "layer", None) is not None:
+        return "layer"
     if caps.shift and fast_importance and getattr(method, "use_shift", True):
         return "shift"
     return "features"

@@ -95,9 +95,11 @@ class GroundingContext:
             through the probe).
         base: the base pass's outputs for these rows, if the module ran it; otherwise it is run
             through ``passes`` on first use (with the probe ``probe_kind`` asks for).
-        probe: the base pass's probe (``[B, N]`` shift or ``[B, N, D]`` leaf features).
+        probe: the base pass's probe (``[B, N]`` shift, ``[B, N, D]`` leaf features, or the
+            ``[B, N, H]`` tokens at a layer's input for a method with a ``layer``).
         probe_rows: ``[R]`` the rows of ``probe`` that are this context's (None: all).
-        probe_kind: ``"shift"``, ``"features"`` or None, for a base pass run here.
+        probe_kind: ``"shift"``, ``"features"`` or None, for a base pass run here (``"layer"``
+            has no probe here: the method then runs its own pass).
         attention: ``[R, N]`` attention to report instead of the base pass's (e.g. the
             captioner's attention at each decision step, from the teacher-forced pass).
         create_graph: keep importance differentiable (training) or not (evaluation).
@@ -238,7 +240,7 @@ class GroundingContext:
 
     def _compute_importance(self, decision: Decision, method: Any) -> Tensor:
         times_input = bool(getattr(method, "times_input", False))
-        probed = self._probe is not None or self._probe_kind
+        probed = self._probe is not None or self._probe_kind in ("shift", "features")
         if (
             _is_single_pass_gradient(method)
             and probed
