@@ -56,7 +56,8 @@ def test_every_shipped_study_loads_and_names_real_experiments(name: str) -> None
 
 
 def test_the_shipped_studies_are_there() -> None:
-    shipped = {"easyvqa_cp", "decoy_digits", "caption_smoke", "decoy_vqa", "annotation_efficiency"}
+    shipped = {"easyvqa_cp", "decoy_digits", "caption_smoke", "decoy_vqa", "decoy_vqa_vit"}
+    shipped |= {"annotation_efficiency"}
     assert shipped <= set(available_studies())
 
 
@@ -180,6 +181,23 @@ def test_table_selects_on_val_and_pairs_with_the_control(tmp_path: Path) -> None
     text = markdown_table(study, table, "python -m hint_lightning.study synthetic", 60.0)
     assert "| tuned |" in text and "(control)" in text and "-6.00 [-6.00, -6.00]" in text
     assert "objective.weight=10" in text and "3 seed(s) (0, 1, 2)" in text and "1.0 min" in text
+
+
+def test_also_compare_adds_paired_columns_against_a_second_control(tmp_path: Path) -> None:
+    text = SYNTHETIC.replace("control: base", "control: base\nalso_compare: [tuned]")
+    study = load_study(write_study(tmp_path, text))
+    synthetic_runs(tmp_path / "out")
+    table = build_table(study, tmp_path / "out", resamples=300)
+    base = table["rows"][0]
+    versus = base["paired_vs"]["tuned"]["test/acc"]  # base - tuned (λ=10) = +6 on every seed
+    assert versus["mean"] == pytest.approx(6.0) and versus["low"] == pytest.approx(6.0)
+    assert table["also_compare"] == ["tuned"]
+    markdown = markdown_table(study, table)
+    assert "Δ test acc vs tuned" in markdown and "+6.00 [+6.00, +6.00]" in markdown
+    assert 'control row "baseline" and from "tuned"' in markdown
+    broken = SYNTHETIC.replace("control: base", "control: base\nalso_compare: [nope]")
+    with pytest.raises(StudyConfigError, match="'nope' is not a row id"):
+        load_study(write_study(tmp_path, broken, "broken"))
 
 
 def test_missing_rows_are_said_not_faked(tmp_path: Path) -> None:

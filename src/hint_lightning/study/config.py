@@ -9,6 +9,7 @@ metric among candidates), seeds, a control row and the columns to show. The file
     description: ...                  # one paragraph, printed under the table
     seeds: [0, 1]
     control: lambda0                  # a row id: every other row gets its paired difference
+    also_compare: [hint_random]       # optional: more control rows, a paired column each
     threads: 1                        # torch intra-op threads per run
     overrides: [...]                  # Hydra overrides for every run
     rows:
@@ -53,8 +54,8 @@ STUDY_DIR = Path(__file__).resolve().parents[3] / "conf" / "study"
 """The repository's ``conf/study/`` folder (the package is installed editable)."""
 
 _TOP_KEYS = {
-    "name", "title", "description", "seeds", "control", "threads", "overrides", "rows",
-    "columns", "curves",
+    "name", "title", "description", "seeds", "control", "also_compare", "threads", "overrides",
+    "rows", "columns", "curves",
 }  # fmt: skip
 _ROW_KEYS = {"id", "name", "experiment", "overrides", "init_from", "select"}
 _SELECT_KEYS = {"key", "values", "metric", "mode"}
@@ -123,6 +124,7 @@ class StudyConfig:
     rows: tuple[Row, ...]
     columns: tuple[Column, ...]
     control: str | None = None
+    also_compare: tuple[str, ...] = ()
     description: str = ""
     threads: int = 1
     overrides: tuple[str, ...] = ()
@@ -271,6 +273,11 @@ def load_study(name_or_path: str | Path, study_dir: Path = STUDY_DIR) -> StudyCo
     rows = tuple(_row(r, i, path) for i, r in enumerate(raw["rows"]))
     control = str(raw["control"]) if raw.get("control") else None
     _check_rows(rows, control, path)
+    also_compare = _strings(raw.get("also_compare"), "also_compare", path)
+    for other in also_compare:
+        _check_rows(rows, other, path)
+    if also_compare and control is None:
+        raise StudyConfigError(f"{path}: also_compare needs a control row first")
     name = str(raw.get("name", path.stem))
     if name != path.stem:
         raise StudyConfigError(f"{path}: name {name!r} must match the file name {path.stem!r}")
@@ -282,6 +289,7 @@ def load_study(name_or_path: str | Path, study_dir: Path = STUDY_DIR) -> StudyCo
         rows=rows,
         columns=tuple(_column(c, i, path) for i, c in enumerate(raw["columns"])),
         control=control,
+        also_compare=also_compare,
         threads=int(raw.get("threads", 1)),
         overrides=_strings(raw.get("overrides"), "overrides", path),
         curves=str(raw["curves"]) if raw.get("curves") else None,

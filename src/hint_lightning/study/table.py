@@ -80,6 +80,12 @@ def build_table(study: StudyConfig, output_dir: Path, resamples: int = 2000) -> 
             target = merged.setdefault(row["experiment"], {"paired": {}})
             target.update({k: v for k, v in row.items() if k != "paired"})
             target["paired"].update(row.get("paired", {}))
+    others = [study.row(other).name for other in study.also_compare]
+    for other in (name for name in others if name in present):
+        for stage in study.stages():
+            for row in summarize_runs(records, stage, control=other, resamples=resamples):
+                target = merged[row["experiment"]].setdefault("paired_vs", {})
+                target.setdefault(other, {}).update(row.get("paired", {}))
     ordered = []
     for row in study.rows:
         if row.name in merged:
@@ -94,6 +100,7 @@ def build_table(study: StudyConfig, output_dir: Path, resamples: int = 2000) -> 
         "title": study.title,
         "seeds": list(study.seeds),
         "control": control,
+        "also_compare": [name for name in others if name in present] if control else [],
         "selection": selection,
         "missing": missing,
         "columns": [column.__dict__ for column in study.columns],
@@ -143,7 +150,9 @@ def markdown_table(
     paired = [c for c in columns if c.paired]
     control = table["control"]
     header = ["row", *[c.title for c in columns]]
+    others = table.get("also_compare", [])
     header += [f"Δ {c.title} vs {control}" for c in paired] if control else []
+    header += [f"Δ {c.title} vs {other}" for other in others for c in paired]
     body = []
     for row in table["rows"]:
         cells = [row["name"] if "name" in row else row["experiment"]]
@@ -152,6 +161,13 @@ def markdown_table(
             cells += [
                 "(control)" if row["experiment"] == control
                 else _cell(row["paired"].get(c.key), c.digits, signed=True)
+                for c in paired
+            ]  # fmt: skip
+        for other in others:
+            versus = row.get("paired_vs", {}).get(other, {})
+            cells += [
+                "(control)" if row["experiment"] == other
+                else _cell(versus.get(c.key), c.digits, signed=True)
                 for c in paired
             ]  # fmt: skip
         body.append(cells)
@@ -176,7 +192,8 @@ def markdown_table(
             "the others."
         )
     if control:
-        notes.append(f'Δ: paired difference from the control row "{control}" (same seeds).')
+        versus = " and from ".join(f'"{name}"' for name in [control, *others])
+        notes.append(f"Δ: paired difference from the control row {versus} (same seeds).")
     if table["selection"]:
         notes.append(f"Selected on validation, never on test: {_selection_text(table)}.")
     if table["missing"]:
