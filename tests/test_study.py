@@ -57,7 +57,7 @@ def test_every_shipped_study_loads_and_names_real_experiments(name: str) -> None
 
 def test_the_shipped_studies_are_there() -> None:
     shipped = {"easyvqa_cp", "decoy_digits", "caption_smoke", "decoy_vqa", "decoy_vqa_vit"}
-    shipped |= {"annotation_efficiency"}
+    shipped |= {"annotation_efficiency", "easyvqa_cp_vit"}
     assert shipped <= set(available_studies())
 
 
