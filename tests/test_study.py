@@ -200,6 +200,24 @@ def test_also_compare_adds_paired_columns_against_a_second_control(tmp_path: Pat
         load_study(write_study(tmp_path, broken, "broken"))
 
 
+def test_versus_pairs_each_row_with_its_matched_control(tmp_path: Path) -> None:
+    text = SYNTHETIC.replace("    experiment: decoy_digits_hint\n",
+                             "    experiment: decoy_digits_hint\n    versus: base\n")  # fmt: skip
+    study = load_study(write_study(tmp_path, text))
+    assert study.row("tuned").versus == "base"
+    synthetic_runs(tmp_path / "out")
+    table = build_table(study, tmp_path / "out", resamples=300)
+    assert table["versus"] == {"tuned": "baseline"}
+    markdown = markdown_table(study, table)
+    header, _, base_line, tuned_line = markdown.splitlines()[:4]
+    assert header.endswith("| Δ test acc vs matched control |")
+    assert base_line.endswith("| (control) |") and tuned_line.endswith("| -6.00 [-6.00, -6.00] |")
+    assert "Matched controls (same seeds): tuned vs baseline." in markdown
+    broken = text.replace("versus: base", "versus: tuned")
+    with pytest.raises(StudyConfigError, match="versus 'tuned' is not another row"):
+        load_study(write_study(tmp_path, broken, "broken"))
+
+
 def test_missing_rows_are_said_not_faked(tmp_path: Path) -> None:
     study = load_study(write_study(tmp_path))
     finish(tmp_path / "out" / "base" / "seed0", {"test/acc": 50.0, "val/acc": 60.0})

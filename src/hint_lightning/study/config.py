@@ -18,6 +18,7 @@ metric among candidates), seeds, a control row and the columns to show. The file
         experiment: easyvqa_cp_updn
         overrides: [...]              # Hydra overrides for this row
         init_from: updn               # start from that row's checkpoint of the same seed
+        versus: updn_random           # optional: this row's matched control (one more Δ column)
         select:                       # choose one value of `key` for the row, same for all seeds
           key: objective.weight
           values: [0.1, 1, 10]
@@ -57,7 +58,7 @@ _TOP_KEYS = {
     "name", "title", "description", "seeds", "control", "also_compare", "threads", "overrides",
     "rows", "columns", "curves",
 }  # fmt: skip
-_ROW_KEYS = {"id", "name", "experiment", "overrides", "init_from", "select"}
+_ROW_KEYS = {"id", "name", "experiment", "overrides", "init_from", "select", "versus"}
 _SELECT_KEYS = {"key", "values", "metric", "mode"}
 _COLUMN_KEYS = {"key", "title", "digits", "paired"}
 
@@ -94,6 +95,8 @@ class Row:
         overrides: Hydra overrides of this row.
         init_from: the id of the row whose checkpoint (same seed) it starts from, or None.
         select: the value chosen on validation, or None.
+        versus: the id of this row's matched control (e.g. the same objective on random
+            importance): the table adds one column of paired differences from it, or None.
     """
 
     id: str
@@ -102,6 +105,7 @@ class Row:
     overrides: tuple[str, ...] = ()
     init_from: str | None = None
     select: Selection | None = None
+    versus: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,7 @@ def _row(raw: Any, index: int, path: Path) -> Row:
         overrides=_strings(raw.get("overrides"), f"{where}.overrides", path),
         init_from=str(raw["init_from"]) if raw.get("init_from") else None,
         select=_selection(raw.get("select"), where, path),
+        versus=str(raw["versus"]) if raw.get("versus") else None,
     )
 
 
@@ -230,6 +235,10 @@ def _check_rows(rows: tuple[Row, ...], control: str | None, path: Path) -> None:
     if control is not None and control not in ids:
         raise StudyConfigError(f"{path}: control {control!r} is not a row id ({', '.join(ids)})")
     for row in rows:
+        if row.versus is not None and (row.versus not in ids or row.versus == row.id):
+            raise StudyConfigError(
+                f"{path}: row {row.id!r}: versus {row.versus!r} is not another row"
+            )
         if row.init_from is None:
             continue
         if row.init_from not in ids or row.init_from == row.id:

@@ -81,7 +81,8 @@ def build_table(study: StudyConfig, output_dir: Path, resamples: int = 2000) -> 
             target.update({k: v for k, v in row.items() if k != "paired"})
             target["paired"].update(row.get("paired", {}))
     others = [study.row(other).name for other in study.also_compare]
-    for other in (name for name in others if name in present):
+    matched = {row.name: study.row(row.versus).name for row in study.rows if row.versus}
+    for other in (name for name in dict.fromkeys([*others, *matched.values()]) if name in present):
         for stage in study.stages():
             for row in summarize_runs(records, stage, control=other, resamples=resamples):
                 target = merged[row["experiment"]].setdefault("paired_vs", {})
@@ -101,6 +102,7 @@ def build_table(study: StudyConfig, output_dir: Path, resamples: int = 2000) -> 
         "seeds": list(study.seeds),
         "control": control,
         "also_compare": [name for name in others if name in present] if control else [],
+        "versus": {row: other for row, other in matched.items() if other in present},
         "selection": selection,
         "missing": missing,
         "columns": [column.__dict__ for column in study.columns],
@@ -153,6 +155,8 @@ def markdown_table(
     others = table.get("also_compare", [])
     header += [f"Δ {c.title} vs {control}" for c in paired] if control else []
     header += [f"Δ {c.title} vs {other}" for other in others for c in paired]
+    versus = table.get("versus", {})
+    header += [f"Δ {c.title} vs matched control" for c in paired] if versus else []
     body = []
     for row in table["rows"]:
         cells = [row["name"] if "name" in row else row["experiment"]]
@@ -168,6 +172,14 @@ def markdown_table(
             cells += [
                 "(control)" if row["experiment"] == other
                 else _cell(versus.get(c.key), c.digits, signed=True)
+                for c in paired
+            ]  # fmt: skip
+        if versus:
+            own = versus.get(row["experiment"])
+            against = row.get("paired_vs", {}).get(own, {}) if own else {}
+            cells += [
+                _cell(against.get(c.key), c.digits, signed=True) if own
+                else "(control)" if row["experiment"] in versus.values() else "—"
                 for c in paired
             ]  # fmt: skip
         body.append(cells)
@@ -192,8 +204,11 @@ def markdown_table(
             "the others."
         )
     if control:
-        versus = " and from ".join(f'"{name}"' for name in [control, *others])
-        notes.append(f"Δ: paired difference from the control row {versus} (same seeds).")
+        controls = " and from ".join(f'"{name}"' for name in [control, *others])
+        notes.append(f"Δ: paired difference from the control row {controls} (same seeds).")
+    if versus:
+        pairs = "; ".join(f"{row} vs {other}" for row, other in versus.items())
+        notes.append(f"Matched controls (same seeds): {pairs}.")
     if table["selection"]:
         notes.append(f"Selected on validation, never on test: {_selection_text(table)}.")
     if table["missing"]:
