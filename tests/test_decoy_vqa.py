@@ -211,6 +211,13 @@ def test_train_reports_every_test_split_with_the_decoy_columns(tmp_path: Path) -
     assert 0.0 <= metrics["test_flipped/decoy_share"] <= 100.0
     assert metrics["test/acc"] == metrics["test_flipped/acc"]
     assert "val/acc_shape" in metrics  # selection reads val_random
+    from hint_lightning.metrics.per_question import read_per_question
+
+    for split in ("test_clean", "test_random", "test_flipped"):  # question-level intervals
+        records = read_per_question(tmp_path / "run", split)
+        assert records and {r["split"] for r in records} == {split}
+        accuracy = 100.0 * np.mean([r["correct"] for r in records])
+        assert accuracy == pytest.approx(metrics[f"{split}/acc"], abs=1e-3)
 
 
 def test_pilot_table_pairs_by_seed_with_t_intervals() -> None:

@@ -74,3 +74,23 @@ def test_bad_columns_and_files_are_one_clear_line(tmp_path: Path) -> None:
         read_per_question(bad)
     with pytest.raises(FileNotFoundError, match=r"no per_question\.jsonl"):
         read_per_question(tmp_path / "empty")
+
+
+def test_a_named_test_split_has_its_own_file_and_intervals_read_it(tmp_path: Path) -> None:
+    from hint_lightning.stats.runs import RunRecord, question_table
+
+    with PerQuestionWriter(per_question_path(tmp_path), constants={"split": "test"}) as writer:
+        writer.add([1, 2], acc=[100.0, 0.0])
+    flipped = per_question_path(tmp_path, split="test_flipped")
+    assert flipped.name == "per_question.test_flipped.jsonl"
+    with PerQuestionWriter(flipped, constants={"split": "test_flipped"}) as writer:
+        writer.add([1, 2, 3], acc=[0.0, 0.0, 100.0])
+    assert [r["question_id"] for r in read_per_question(tmp_path)] == [1, 2]  # the main file
+    assert len(read_per_question(tmp_path, "test_flipped")) == 3
+    with pytest.raises(FileNotFoundError, match=r"no per_question\.test_clean\.jsonl"):
+        read_per_question(tmp_path, "test_clean")
+    run = RunRecord(tmp_path, "row", {}, 0.0, 0, {})
+    table = question_table([run], ["0"], "test_flipped")
+    assert table is not None
+    assert question_table([run], ["0"], "test") is not None
+    assert question_table([run], ["0"], "test_clean") is None  # no file: seeds only

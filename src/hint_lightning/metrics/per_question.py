@@ -51,10 +51,17 @@ PER_QUESTION_FILE = "per_question.jsonl"
 """The file name in a run's output folder (shards: ``per_question.rank<r>.jsonl``)."""
 
 
-def per_question_path(output_dir: str | os.PathLike[str], rank: int | None = None) -> Path:
-    """``<output_dir>/per_question.jsonl``, or the shard of process ``rank`` under DDP."""
-    name = PER_QUESTION_FILE if rank is None else f"per_question.rank{int(rank)}.jsonl"
-    return Path(output_dir) / name
+def _stem(split: str | None) -> str:
+    return "per_question" if split is None else f"per_question.{split}"
+
+
+def per_question_path(
+    output_dir: str | os.PathLike[str], rank: int | None = None, split: str | None = None
+) -> Path:
+    """``<output_dir>/per_question.jsonl``, or the shard of process ``rank`` under DDP; a
+    named test split's own file is ``per_question.<split>.jsonl`` (e.g. ``test_flipped``)."""
+    shard = "" if rank is None else f".rank{int(rank)}"
+    return Path(output_dir) / f"{_stem(split)}{shard}.jsonl"
 
 
 def _plain(value: Any) -> Any:
@@ -152,20 +159,25 @@ class _Discard(Exception):
     """Unwinds the atomic write without renaming."""
 
 
-def per_question_files(run: str | os.PathLike[str]) -> list[Path]:
-    """A run's per-question files: the file itself, or the folder's file and DDP shards."""
+def per_question_files(run: str | os.PathLike[str], split: str | None = None) -> list[Path]:
+    """A run's per-question files: the file itself, or the folder's file and DDP shards (of
+    the named test ``split``'s file when given)."""
     path = Path(run)
     if path.is_file():
         return [path]
-    files = [path / PER_QUESTION_FILE] if (path / PER_QUESTION_FILE).is_file() else []
-    return files + sorted(path.glob("per_question.rank*.jsonl"))
+    main = per_question_path(path, split=split)
+    files = [main] if main.is_file() else []
+    return files + sorted(path.glob(f"{_stem(split)}.rank*.jsonl"))
 
 
-def read_per_question(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def read_per_question(
+    run: str | os.PathLike[str], split: str | None = None
+) -> list[dict[str, Any]]:
     """Every record of a run (its file and DDP shards), in file order.
 
     Args:
         run: a run folder or a ``per_question*.jsonl`` file.
+        split: a named test split's file (``per_question.<split>.jsonl``); None: the main one.
 
     Returns:
         One dict per question (null values as None).
@@ -175,9 +187,9 @@ def read_per_question(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
         ValueError: naming the file and line, for a line that is not a JSON object with a
             ``question_id``, or a question that appears twice.
     """
-    files = per_question_files(run)
+    files = per_question_files(run, split)
     if not files:
-        raise FileNotFoundError(f"{run}: no {PER_QUESTION_FILE}")
+        raise FileNotFoundError(f"{run}: no {per_question_path(run, split=split).name}")
     records: list[dict[str, Any]] = []
     seen: dict[Any, Path] = {}
     for file in files:

@@ -187,14 +187,15 @@ class MetricSuiteMixin:
 
     @contextlib.contextmanager
     def suite_labelled(self, split: str) -> Iterator[None]:
-        """Test runs inside carry the results name ``split`` and write no per-question file
-        (the named test splits of :func:`hint_lightning.named_tests.run_named_tests`)."""
-        saved = (self.suite_split, getattr(self, "_suite_per_question", False))
-        self.suite_split, self._suite_per_question = split, False
+        """Test runs inside carry the results name ``split`` and write their per-question
+        values to ``per_question.<split>.jsonl`` (the named test splits of
+        :func:`hint_lightning.named_tests.run_named_tests`)."""
+        saved = (self.suite_split, getattr(self, "_suite_named_file", None))
+        self.suite_split, self._suite_named_file = split, split
         try:
             yield
         finally:
-            self.suite_split, self._suite_per_question = saved
+            self.suite_split, self._suite_named_file = saved
 
     # ------------------------------------------------------------------ per batch
     def suite_active(self, stage: str) -> bool:
@@ -355,7 +356,8 @@ class MetricSuiteMixin:
             return
         records = _unique_ids(records)
         constants = self.suite_constants(label)
-        path = per_question_path(Path(trainer.default_root_dir))
+        named = getattr(self, "_suite_named_file", None)
+        path = per_question_path(Path(trainer.default_root_dir), split=named)
         with PerQuestionWriter(path, constants=constants) as writer:
             names = [key for key in records[0] if key != "question_id"]
             writer.add(

@@ -296,9 +296,10 @@ def question_table(
     """Per-question values of a row's runs (``<stage>/<column>``), or None if a run has none."""
     records = []
     for run, seed in zip(runs, seeds, strict=True):
-        if not per_question_files(run.path):
+        named = stage if per_question_files(run.path, stage) else None  # a named test split
+        if named is None and not per_question_files(run.path):
             return None
-        for record in read_per_question(run.path):
+        for record in read_per_question(run.path, named):
             split = record.get("split", record.get("stage", stage))
             if split != stage:
                 return None
