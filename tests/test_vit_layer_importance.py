@@ -4,20 +4,18 @@ the reference, and the training term is checked against a forward hook written h
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import pytest
 import torch
 from captum.attr import LayerGradientXActivation
 
-from hint_lightning.data.batch import VQADataInfo
 from hint_lightning.importance import DecisionFunction, TokenInputXGradient
 from hint_lightning.models.transformer_vqa import TransformerVQA
-from hint_lightning.modules.vqa_module import VQAModule, soft_target_bce
-from hint_lightning.objectives.hint import HintObjective, hint_ranking_loss
+from hint_lightning.modules.vqa_module import soft_target_bce
+from hint_lightning.objectives.hint import hint_ranking_loss
 from tests.test_transformer_importance import ANSWER, decision, setup
-from tests.test_vit_vqa import batch, tiny
+from tests.test_vit_vqa import batch, hint_module
 
 
 def test_the_cls_only_last_layer_gives_the_full_layers_output() -> None:
@@ -91,14 +89,7 @@ def test_a_layer_that_does_not_exist_or_a_backbone_without_internals_is_named() 
 
 
 def test_hint_at_the_last_layer_is_the_hand_computed_term_from_one_pass() -> None:
-    info = VQADataInfo(("a", "b", "c"), tuple("pqrstuvwxy"), 12, 4)
-    module = VQAModule(
-        lambda **k: tiny(),
-        info,
-        functools.partial(torch.optim.SGD, lr=0.1),
-        objective=HintObjective(2.0),
-        train_importance={"name": "token_input_x_gradient", "layer": -1},
-    ).double()
+    module = hint_module({"name": "token_input_x_gradient", "layer": -1})
     data = batch()
     net = module.net
     forwards = []

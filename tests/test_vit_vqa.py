@@ -70,17 +70,22 @@ def test_wrong_patch_sizes_are_named() -> None:
         net(torch.zeros(1, 4, 12).double(), torch.zeros(1, 4, 4), torch.ones(1, 2).long())
 
 
-def test_hint_on_patch_tokens_is_the_hand_computed_term() -> None:
-    """HINT with token input x gradient: one pass, the tokens after the embedding as the probe,
-    and the embedding is trained by the grounding term too."""
+def hint_module(train_importance: object) -> VQAModule:
+    """The tiny ViT in a VQAModule with HINT (λ = 2) on ``train_importance``."""
     info = VQADataInfo(("a", "b", "c"), tuple("pqrstuvwxy"), 12, 4)
-    module = VQAModule(
+    return VQAModule(
         lambda **k: tiny(),
         info,
         functools.partial(torch.optim.SGD, lr=0.1),
         objective=HintObjective(2.0),
-        train_importance="token_input_x_gradient",
+        train_importance=train_importance,
     ).double()
+
+
+def test_hint_on_patch_tokens_is_the_hand_computed_term() -> None:
+    """HINT with token input x gradient: one pass, the tokens after the embedding as the probe,
+    and the embedding is trained by the grounding term too."""
+    module = hint_module("token_input_x_gradient")
     data = batch()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
