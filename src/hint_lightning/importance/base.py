@@ -69,7 +69,8 @@ CAPABILITIES: dict[str, str] = {
     "with_shift": "with_shift(proposals, proposal_mask, shift), the exact proposal-shift path",
     "attention": "attention(proposals, proposal_mask), the model's attention over proposals",
     "internals": "internals(proposals, proposal_mask) -> (scores, TransformerInternals), the "
-    "attention maps of every layer (a transformer declaring returns_internals)",
+    "attention maps and the proposal tokens of every layer (a transformer declaring "
+    "returns_internals)",
 }
 """Every capability a forward function can offer, with what it means."""
 
