@@ -72,8 +72,12 @@ def make_batch(patches: int, seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
-VARIANTS: dict[str, int | bool | None] = {"plain": False, "hint": None, "hint_last_layer": -1}
-"""Setup name -> the importance layer of HINT (None: the embedded tokens; False: no HINT)."""
+VARIANTS: dict[str, tuple[bool, int | None]] = {
+    "plain": (False, None),
+    "hint": (True, None),
+    "hint_last_layer": (True, -1),
+}
+"""Setup name -> (with HINT, the importance layer: None for the embedded tokens)."""
 
 
 def make_module(patches: int, grounded: bool = True, layer: int | None = None) -> VQAModule:
@@ -121,8 +125,8 @@ def run(patch_counts: tuple[int, ...], warmup: int, rounds: int) -> dict[str, An
     for patches in patch_counts:
         batch = make_batch(patches)
         setups = {}
-        for name, layer in VARIANTS.items():
-            module = make_module(patches, layer is not False, None if layer is False else layer)
+        for name, (grounded, layer) in VARIANTS.items():
+            module = make_module(patches, grounded, layer)
             setups[name] = (module, torch.optim.AdamW(module.parameters(), lr=1e-3))
         times: dict[str, list[float]] = {name: [] for name in setups}
         cpu: dict[str, list[float]] = {name: [] for name in setups}

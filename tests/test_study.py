@@ -218,6 +218,20 @@ def test_versus_pairs_each_row_with_its_matched_control(tmp_path: Path) -> None:
         load_study(write_study(tmp_path, broken, "broken"))
 
 
+def test_also_compare_and_versus_together_keep_their_own_columns(tmp_path: Path) -> None:
+    text = SYNTHETIC.replace("control: base", "control: base\nalso_compare: [tuned]")
+    text = text.replace("    experiment: decoy_digits_hint\n",
+                        "    experiment: decoy_digits_hint\n    versus: base\n")  # fmt: skip
+    study = load_study(write_study(tmp_path, text))
+    synthetic_runs(tmp_path / "out")
+    markdown = markdown_table(study, build_table(study, tmp_path / "out", resamples=300))
+    header, _, base_line, tuned_line = markdown.splitlines()[:4]
+    assert header.endswith("| Δ test acc vs tuned | Δ test acc vs matched control |")
+    assert base_line.endswith("| +6.00 [+6.00, +6.00] | (control) |")
+    assert tuned_line.endswith("| (control) | -6.00 [-6.00, -6.00] |")
+    assert "Matched controls (same seeds): tuned vs baseline." in markdown
+
+
 def test_missing_rows_are_said_not_faked(tmp_path: Path) -> None:
     study = load_study(write_study(tmp_path))
     finish(tmp_path / "out" / "base" / "seed0", {"test/acc": 50.0, "val/acc": 60.0})

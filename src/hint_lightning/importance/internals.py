@@ -65,7 +65,7 @@ def call_internals(
     if not isinstance(internals, TransformerInternals) or not (
         internals.attentions or internals.layer_tokens
     ):
-        raise ValueError(f"{where}: the forward pass recorded no attention maps")
+        raise ValueError(f"{where}: the forward pass recorded no attention maps or layer tokens")
     return scores, internals
 
 

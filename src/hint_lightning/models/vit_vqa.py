@@ -212,10 +212,7 @@ class ViTVQA(nn.Module):
                 recording.layer_tokens.append(patches)
                 x = torch.cat([x[:, : length + 1], patches], dim=1)
             last = index == len(self.layers) - 1
-            if last and not full_last_layer:
-                x, weights = layer(x, keep, 1)
-            else:  # tensors only: layer hooks (Captum's) see (x, keep)
-                x, weights = layer(x, keep)
+            x, weights = layer(x, keep, 1 if last and not full_last_layer else None)
             if recording is not None and recording.attention_maps:
                 recording.attentions.append(weights)
         to_patches = weights[:, :, 0, length + 1 :].mean(dim=1)

@@ -283,8 +283,12 @@ def load_study(name_or_path: str | Path, study_dir: Path = STUDY_DIR) -> StudyCo
     control = str(raw["control"]) if raw.get("control") else None
     _check_rows(rows, control, path)
     also_compare = _strings(raw.get("also_compare"), "also_compare", path)
+    ids = [row.id for row in rows]
     for other in also_compare:
-        _check_rows(rows, other, path)
+        if other not in ids:
+            raise StudyConfigError(
+                f"{path}: also_compare {other!r} is not a row id ({', '.join(ids)})"
+            )
     if also_compare and control is None:
         raise StudyConfigError(f"{path}: also_compare needs a control row first")
     name = str(raw.get("name", path.stem))

@@ -168,10 +168,10 @@ def markdown_table(
                 for c in paired
             ]  # fmt: skip
         for other in others:
-            versus = row.get("paired_vs", {}).get(other, {})
+            from_other = row.get("paired_vs", {}).get(other, {})
             cells += [
                 "(control)" if row["experiment"] == other
-                else _cell(versus.get(c.key), c.digits, signed=True)
+                else _cell(from_other.get(c.key), c.digits, signed=True)
                 for c in paired
             ]  # fmt: skip
         if versus:
